@@ -1,0 +1,42 @@
+"""Errors of the fan-out Lambda, named after what went wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_config import ConfigurationError
+
+__all__ = ["ConfigurationError", "DeliveryIncomplete", "InvalidSaleEvent"]
+
+
+class InvalidSaleEvent(ValueError):
+    """The event is not a valid ``carousel.product.sold`` sale; it must never be retried.
+
+    Attributes name the offending field (a JSON path such as ``detail.tenantId``), the rule it broke and the
+    value it had, so the dead-letter message tells a person exactly what to fix.
+    """
+
+    def __init__(self, field: str, reason: str, value: Any = None) -> None:
+        self.field = field
+        self.reason = reason
+        self.value = value
+        super().__init__(f"{field}: {reason} (got {_preview(value)})")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as a JSON-ready mapping for the dead-letter message."""
+        return {"field": self.field, "reason": self.reason, "value": _preview(self.value)}
+
+
+class DeliveryIncomplete(RuntimeError):
+    """Firehose still rejected some records after the bounded resends; Lambda must retry the event."""
+
+    def __init__(self, stream: str, failed: int, error_codes: list[str]) -> None:
+        self.stream = stream
+        self.failed = failed
+        self.error_codes = error_codes
+        super().__init__(f"{failed} record(s) not accepted by Firehose stream {stream!r}: {sorted(set(error_codes))}")
+
+
+def _preview(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"

@@ -1,0 +1,43 @@
+"""Fan-out settings, read from the environment once per container."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline_config import ConfigurationError, embedding_dimension
+
+#: The environment variable names Terraform, the local runtime and the tests set. Declared here only.
+SALES_TABLE_NAME = "SALES_TABLE_NAME"
+IDEMPOTENCY_TABLE_NAME = "IDEMPOTENCY_TABLE_NAME"
+DELIVERY_STREAM_NAME = "DELIVERY_STREAM_NAME"
+DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+
+REQUIRED_VARIABLES = (SALES_TABLE_NAME, IDEMPOTENCY_TABLE_NAME, DELIVERY_STREAM_NAME, DEAD_LETTER_QUEUE_URL)
+
+
+@dataclass(frozen=True)
+class FanoutSettings:
+    """Where the fan-out Lambda writes. No defaults: these name real resources."""
+
+    sales_table_name: str
+    idempotency_table_name: str
+    delivery_stream_name: str
+    dead_letter_queue_url: str
+    embedding_dimension: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FanoutSettings:
+        """Build settings from ``environ`` (default ``os.environ``); raise naming every missing variable."""
+        env = os.environ if environ is None else environ
+        missing = [name for name in REQUIRED_VARIABLES if not env.get(name, "").strip()]
+        if missing:
+            raise ConfigurationError(f"missing required environment variable(s): {', '.join(missing)}")
+        return cls(
+            sales_table_name=env[SALES_TABLE_NAME].strip(),
+            idempotency_table_name=env[IDEMPOTENCY_TABLE_NAME].strip(),
+            delivery_stream_name=env[DELIVERY_STREAM_NAME].strip(),
+            dead_letter_queue_url=env[DEAD_LETTER_QUEUE_URL].strip(),
+            embedding_dimension=embedding_dimension(env),
+        )
