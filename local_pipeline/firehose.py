@@ -1,0 +1,511 @@
+"""The local delivery stream: what moto accepts in a Firehose configuration and then ignores, implemented.
+
+Path of a record, as in the service:
+1. ``put_record_batch`` enforces the API limits (500 records, 4 MiB per call, 1,000 KiB per record).
+2. The processor buffer collects records until its size or interval hint is met, then the transform Lambda
+   is invoked with a batch no larger than the processor buffer size. Invocation errors are retried
+   ``NumberOfRetries`` times; then every record of the batch fails with ``Lambda.FunctionError``.
+3. Each result is matched by record id: ``Ok`` goes on, ``Dropped`` is counted and discarded,
+   ``ProcessingFailed``, a missing id and a duplicated id go to the error prefix (``processing-failed``).
+4. Dynamic partitioning evaluates the prefix with ``metadata.partitionKeys``; one buffer per partition, at
+   most ``active_partitions_limit`` open at once (past it: error prefix, ``PartitionCountExceeded``).
+5. A partition buffer is delivered when its size or interval hint is met (and at :meth:`close`): records are
+   converted to Parquet with the Glue schema; records that do not fit go to ``format-conversion-failed``.
+
+Time is a simulated clock in epoch milliseconds (:class:`SimulatedClock`), so a 300 s buffering interval costs
+no wall-clock time. ``AWS/Firehose`` metrics are put to CloudWatch (if a client is given) on :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from botocore.exceptions import ClientError
+
+from local_pipeline.config import StreamConfig
+from local_pipeline.context import ACCOUNT_ID, LambdaContext
+from local_pipeline.parquet import ParquetConverter
+from local_pipeline.prefixes import evaluate, object_key, partition_key_names
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_RECORDS",
+    "MAX_RECORD_BYTES",
+    "LocalDeliveryStream",
+    "SimulatedClock",
+    "StreamStats",
+    "Transform",
+]
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_RECORD_BYTES = 1000 * 1024
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+PROCESSING_FAILED = "processing-failed"
+FORMAT_CONVERSION_FAILED = "format-conversion-failed"
+#: The error prefix folder the buffering guide names for records past the active-partition limit.
+PARTITION_EXCEEDED = "activePartitionExceeded"
+
+_MESSAGES = {
+    "Lambda.FunctionError": "The Lambda function was successfully invoked but it returned an error result.",
+    "Lambda.MissingRecordId": (
+        "One or more record Ids were not returned. Ensure that the Lambda function returns all received record Ids."
+    ),
+    "Lambda.DuplicatedRecordId": (
+        "One or more record Ids were returned more than once. Ensure that the Lambda function returns unique record"
+        " Ids for each record."
+    ),
+    "Lambda.ProcessingFailedStatus": "The Lambda function returned the ProcessingFailed status for the record.",
+    "Lambda.InvalidResult": "The Lambda function returned a result other than Ok, Dropped or ProcessingFailed.",
+    "DynamicPartitioning.PartitionKeyMissing": (
+        "The Lambda function returned the record without a partition key the S3 prefix refers to."
+    ),
+    "PartitionCountExceeded": "The number of active partitions exceeded the limit of the delivery stream.",
+}
+
+_NOT_OK = {
+    "Dropped": "Dropped",
+    "ProcessingFailed": "Lambda.ProcessingFailedStatus",
+    "Duplicated": "Lambda.DuplicatedRecordId",
+}
+
+Transform = Callable[[dict[str, Any], Any], Any]
+
+
+class SimulatedClock:
+    """Epoch milliseconds that move only when the runner says so."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.now_ms = start_ms
+
+    def advance_to(self, ms: int) -> None:
+        """Move forward to ``ms`` (never backwards)."""
+        self.now_ms = max(self.now_ms, ms)
+
+
+@dataclass
+class StreamStats:
+    """Counters the summary prints and the metrics mirror."""
+
+    put_requests: int = 0
+    incoming_records: int = 0
+    incoming_bytes: int = 0
+    invocations: int = 0
+    invocation_errors: int = 0
+    records_ok: int = 0
+    records_dropped: int = 0
+    processing_failed: int = 0
+    conversion_failed: int = 0
+    partition_exceeded: int = 0
+    rows_delivered: int = 0
+    objects_written: int = 0
+    error_objects_written: int = 0
+    partitions: set[str] = field(default_factory=set)
+    max_active_partitions: int = 0
+
+
+@dataclass
+class _Incoming:
+    record_id: str
+    data: bytes
+    arrival_ms: int
+
+
+@dataclass
+class _Partition:
+    keys: dict[str, str]
+    opened_ms: int
+    records: list[bytes] = field(default_factory=list)
+    arrivals: list[int] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass
+class _Metric:
+    name: str
+    value: float
+    unit: str
+    at_ms: int
+
+
+class LocalDeliveryStream:
+    """A Firehose DirectPut stream to S3 with a Lambda processor, Parquet conversion and dynamic partitioning.
+
+    ``transform`` is called exactly as Firehose calls the transform Lambda (event, context). ``s3`` is a boto3
+    S3 client (any object with ``put_object``); ``cloudwatch`` an optional client with ``put_metric_data``.
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        *,
+        transform: Transform,
+        s3: Any,
+        bucket: str,
+        clock: SimulatedClock,
+        cloudwatch: Any = None,
+        region: str = "us-east-1",
+        transform_function_name: str = "sales-transform-local",
+        on_delivery: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = StreamStats()
+        self._transform = transform
+        self._s3 = s3
+        self._bucket = bucket
+        self._clock = clock
+        self._cloudwatch = cloudwatch
+        self._region = region
+        self._function_name = transform_function_name
+        self._lambda_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{transform_function_name}:$LATEST"
+        self._stream_arn = f"arn:aws:firehose:{region}:{ACCOUNT_ID}:deliverystream/{config.stream_name}"
+        self._converter = ParquetConverter(config.glue_table, config.parquet_compression)
+        self._pending: list[_Incoming] = []
+        self._pending_bytes = 0
+        self._partitions: dict[tuple[tuple[str, str], ...], _Partition] = {}
+        self._metrics: list[_Metric] = []
+        self._sequence = 0
+        self._on_delivery = on_delivery
+        self._key_names = partition_key_names(config.prefix)
+
+    # -- ingestion -------------------------------------------------------------------------------------------
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's parameter names
+        """PutRecordBatch with the service's limits, which moto does not enforce."""
+        if DeliveryStreamName != self.config.stream_name:
+            raise _client_error(
+                "ResourceNotFoundException", f"Firehose {DeliveryStreamName} under account {ACCOUNT_ID} not found."
+            )
+        self._check_batch(Records)
+        now = self._clock.now_ms
+        self.advance_to(now)
+        responses = []
+        for record in Records:
+            data = bytes(record["Data"])
+            self._sequence += 1
+            record_id = f"{self._sequence:056d}"
+            self._pending.append(_Incoming(record_id, data, now))
+            self._pending_bytes += len(data)
+            self.stats.incoming_records += 1
+            self.stats.incoming_bytes += len(data)
+            responses.append({"RecordId": record_id})
+        self.stats.put_requests += 1
+        self._metric("IncomingPutRequests", 1, "Count")
+        self._metric("IncomingRecords", len(Records), "Count")
+        self._metric("IncomingBytes", sum(len(r["Data"]) for r in Records), "Bytes")
+        while self._pending_bytes >= self.config.processor_buffer_size_bytes:
+            self._invoke_next_batch()
+        return {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": responses}
+
+    @staticmethod
+    def _check_batch(records: Sequence[Mapping[str, Any]]) -> None:
+        if not records:
+            raise _client_error(
+                "ValidationException",
+                "1 validation error detected: Value at 'records' failed to "
+                "satisfy constraint: Member must have length greater than or equal to 1",
+            )
+        if len(records) > MAX_BATCH_RECORDS:
+            raise _client_error(
+                "ValidationException",
+                f"1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have "
+                f"length less than or equal to {MAX_BATCH_RECORDS}",
+            )
+        total = 0
+        for index, record in enumerate(records):
+            size = len(record["Data"])
+            if size > MAX_RECORD_BYTES:
+                raise _client_error(
+                    "ValidationException",
+                    f"1 validation error detected: Value at 'records.{index + 1}.member.data' failed to satisfy "
+                    f"constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}",
+                )
+            total += size
+        if total > MAX_BATCH_BYTES:
+            raise _client_error("InvalidArgumentException", f"Records size exceeds {MAX_BATCH_BYTES} bytes limit")
+
+    # -- time ------------------------------------------------------------------------------------------------
+
+    def advance_to(self, now_ms: int) -> None:
+        """Let simulated time pass: flush the processor buffer and partitions whose interval has elapsed."""
+        self._clock.advance_to(now_ms)
+        processor_due = self.config.processor_buffer_interval_seconds * 1000
+        if self._pending and self._clock.now_ms - self._pending[0].arrival_ms >= processor_due:
+            while self._pending:
+                self._invoke_next_batch()
+        buffer_due = self.config.buffering_interval_seconds * 1000
+        for key, partition in list(self._partitions.items()):
+            if self._clock.now_ms - partition.opened_ms >= buffer_due:
+                self._deliver(key)
+
+    def close(self) -> None:
+        """End of the run: flush every buffer (Firehose would, once the intervals elapse) and put the metrics."""
+        while self._pending:
+            self._invoke_next_batch()
+        for key in list(self._partitions):
+            self._deliver(key)
+        self.flush_metrics()
+
+    # -- the processor ---------------------------------------------------------------------------------------
+
+    def _invoke_next_batch(self) -> None:
+        batch: list[_Incoming] = []
+        size = 0
+        limit = self.config.processor_buffer_size_bytes
+        while self._pending and (not batch or size + len(self._pending[0].data) <= limit):
+            item = self._pending.pop(0)
+            batch.append(item)
+            size += len(item.data)
+        self._pending_bytes -= size
+        self.process_batch(batch)
+
+    def process_batch(self, batch: Sequence[_Incoming]) -> None:
+        """Invoke the transform for one batch (with retries) and route every record by its result."""
+        event = {
+            "invocationId": str(uuid.uuid4()),
+            "deliveryStreamArn": self._stream_arn,
+            "region": self._region,
+            "records": [
+                {
+                    "recordId": item.record_id,
+                    "approximateArrivalTimestamp": item.arrival_ms,
+                    "data": base64.b64encode(item.data).decode("ascii"),
+                }
+                for item in batch
+            ],
+        }
+        attempts = 0
+        response: Any = None
+        while attempts <= self.config.processor_number_of_retries:
+            attempts += 1
+            response = self._invoke(event)
+            if response is not None:
+                break
+        if response is None:
+            self._fail(batch, "Lambda.FunctionError", attempts)
+            return
+        self._route(batch, response["records"])
+
+    def _invoke(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        self.stats.invocations += 1
+        started = time.perf_counter()
+        context = LambdaContext(self._function_name, region=self._region, timeout_ms=300_000)
+        try:
+            response = self._transform(event, context)
+            valid = _valid_response(response)
+        except Exception:
+            valid = False
+            response = None
+        self._metric("ExecuteProcessing.Duration", (time.perf_counter() - started) * 1000, "Milliseconds")
+        self._metric("ExecuteProcessing.Success", 1 if valid else 0, "Count")
+        if not valid:
+            self.stats.invocation_errors += 1
+            return None
+        return dict(response)
+
+    def _route(self, batch: Sequence[_Incoming], results: Sequence[Mapping[str, Any]]) -> None:
+        by_id: dict[str, Mapping[str, Any]] = {}
+        duplicated: set[str] = set()
+        for result in results:
+            record_id = str(result.get("recordId"))
+            if record_id in by_id:
+                duplicated.add(record_id)
+            by_id[record_id] = result
+        failures: dict[str, list[_Incoming]] = {}
+        ok_records = ok_bytes = 0
+        for item in batch:
+            code = self._route_one(item, by_id.get(item.record_id), item.record_id in duplicated)
+            if code is None:
+                ok_records += 1
+                ok_bytes += len(item.data)
+            elif code != "Dropped":
+                failures.setdefault(code, []).append(item)
+        self._metric("SucceedProcessing.Records", ok_records, "Count")
+        self._metric("SucceedProcessing.Bytes", ok_bytes, "Bytes")
+        for code, items in failures.items():
+            self._fail(items, code, 1)
+
+    def _route_one(self, item: _Incoming, result: Mapping[str, Any] | None, duplicated: bool) -> str | None:
+        """Send one record on; return None when it was buffered, else "Dropped" or the error code."""
+        if result is None:
+            return "Lambda.MissingRecordId"
+        outcome = "Duplicated" if duplicated else result.get("result")
+        if outcome != "Ok":
+            if outcome == "Dropped":
+                self.stats.records_dropped += 1
+            return _NOT_OK.get(str(outcome), "Lambda.InvalidResult")
+        raw_keys = (result.get("metadata") or {}).get("partitionKeys") or {}
+        keys = {str(k): str(v) for k, v in raw_keys.items()}
+        if any(name not in keys for name in self._key_names):
+            return "DynamicPartitioning.PartitionKeyMissing"
+        self.stats.records_ok += 1
+        self._buffer(item, base64.b64decode(result.get("data") or ""), keys)
+        return None
+
+    def _fail(self, items: Sequence[_Incoming], code: str, attempts: int) -> None:
+        self.stats.processing_failed += len(items)
+        ending = self._clock.now_ms
+        lines = [
+            {
+                "attemptsMade": attempts,
+                "arrivalTimestamp": item.arrival_ms,
+                "errorCode": code,
+                "errorMessage": _MESSAGES.get(code, code),
+                "attemptEndingTimestamp": ending,
+                "rawData": base64.b64encode(item.data).decode("ascii"),
+                "lambdaArn": self._lambda_arn,
+            }
+            for item in items
+        ]
+        self._write_errors(PROCESSING_FAILED, lines, min(item.arrival_ms for item in items))
+
+    # -- partitions and delivery -----------------------------------------------------------------------------
+
+    def _buffer(self, item: _Incoming, data: bytes, keys: dict[str, str]) -> None:
+        key = tuple(sorted(keys.items()))
+        partition = self._partitions.get(key)
+        if partition is None:
+            if len(self._partitions) >= self.config.active_partitions_limit:
+                self.stats.partition_exceeded += 1
+                self._metric("PartitionCountExceeded", 1, "Count")
+                self._write_partition_exceeded(item, data)
+                return
+            partition = self._partitions[key] = _Partition(keys, self._clock.now_ms)
+            self.stats.max_active_partitions = max(self.stats.max_active_partitions, len(self._partitions))
+            self._metric("PartitionCount", len(self._partitions), "Count")
+        partition.records.append(data)
+        partition.arrivals.append(item.arrival_ms)
+        partition.size += len(data)
+        if partition.size >= self.config.buffering_size_bytes:
+            self._deliver(key)
+
+    def _write_partition_exceeded(self, item: _Incoming, data: bytes) -> None:
+        line = {
+            "attemptsMade": 1,
+            "arrivalTimestamp": item.arrival_ms,
+            "errorCode": "PartitionCountExceeded",
+            "errorMessage": _MESSAGES["PartitionCountExceeded"],
+            "attemptEndingTimestamp": self._clock.now_ms,
+            "rawData": base64.b64encode(data).decode("ascii"),
+        }
+        self._write_errors(PARTITION_EXCEEDED, [line], item.arrival_ms)
+
+    def _deliver(self, key: tuple[tuple[str, str], ...]) -> None:
+        partition = self._partitions.pop(key)
+        oldest = min(partition.arrivals)
+        prefix = evaluate(self.config.prefix, timestamp=_utc(oldest), partition_keys=partition.keys)
+        converted = self._converter.convert(partition.records)
+        if converted.failures:
+            self._conversion_failed(partition, converted.failures)
+        bytes_ok = partition.size - sum(len(partition.records[f.index]) for f in converted.failures)
+        self._metric("SucceedConversion.Records", len(partition.records) - len(converted.failures), "Count")
+        self._metric("SucceedConversion.Bytes", bytes_ok, "Bytes")
+        if converted.parquet is None:
+            return
+        body = converted.parquet
+        key_name = self._put_object(prefix, body)
+        self.stats.rows_delivered += converted.rows
+        self.stats.objects_written += 1
+        self.stats.partitions.add(prefix)
+        self._metric("DeliveryToS3.Success", 1, "Count")
+        self._metric("DeliveryToS3.Records", converted.rows, "Count")
+        self._metric("DeliveryToS3.Bytes", len(body), "Bytes")
+        self._metric("DeliveryToS3.ObjectCount", 1, "Count")
+        self._metric("DeliveryToS3.DataFreshness", (self._clock.now_ms - oldest) / 1000, "Seconds")
+        if self._on_delivery:
+            self._on_delivery(key_name, converted.rows)
+
+    def _conversion_failed(self, partition: _Partition, failures: Sequence[Any]) -> None:
+        self.stats.conversion_failed += len(failures)
+        glue = self.config.glue_table
+        lines = []
+        for failure in failures:
+            data = partition.records[failure.index]
+            lines.append(
+                {
+                    "attemptsMade": 1,
+                    "arrivalTimestamp": partition.arrivals[failure.index],
+                    "ErrorCode": failure.error_code,
+                    "ErrorMessage": failure.message,
+                    "attemptEndingTimestamp": self._clock.now_ms,
+                    "rawData": base64.b64encode(data).decode("ascii"),
+                    "sequenceNumber": str(failure.index),
+                    "subSequenceNumber": 0,
+                    "dataCatalogTable": {
+                        "catalogId": ACCOUNT_ID,
+                        "databaseName": glue["database"],
+                        "tableName": glue["table"],
+                        "region": self._region,
+                        "versionId": "LATEST",
+                        "catalogArn": f"arn:aws:glue:{self._region}:{ACCOUNT_ID}:catalog",
+                    },
+                }
+            )
+            self._metric("FailedConversion.Records", 1, "Count")
+            self._metric("FailedConversion.Bytes", len(data), "Bytes")
+        self._write_errors(FORMAT_CONVERSION_FAILED, lines, min(partition.arrivals))
+
+    def _write_errors(self, error_type: str, lines: Sequence[Mapping[str, Any]], oldest_ms: int) -> None:
+        prefix = evaluate(self.config.error_output_prefix, timestamp=_utc(oldest_ms), error_output_type=error_type)
+        body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+        self._put_object(prefix, body)
+        self.stats.error_objects_written += 1
+
+    def _put_object(self, prefix: str, body: bytes) -> str:
+        key = object_key(
+            prefix,
+            stream_name=self.config.stream_name,
+            stream_version=self.config.stream_version,
+            delivered_at=_utc(self._clock.now_ms),
+            file_extension=self.config.file_extension,
+        )
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
+        return key
+
+    # -- metrics ---------------------------------------------------------------------------------------------
+
+    def _metric(self, name: str, value: float, unit: str) -> None:
+        self._metrics.append(_Metric(name, float(value), unit, self._clock.now_ms))
+
+    def flush_metrics(self) -> int:
+        """Put the collected ``AWS/Firehose`` datapoints (1,000 per call, the API limit); return how many."""
+        metrics, self._metrics = self._metrics, []
+        if self._cloudwatch is None or not metrics:
+            return 0
+        dimensions = [{"Name": "DeliveryStreamName", "Value": self.config.stream_name}]
+        data = [
+            {
+                "MetricName": m.name,
+                "Dimensions": dimensions,
+                "Timestamp": _utc(m.at_ms),
+                "Value": m.value,
+                "Unit": m.unit,
+            }
+            for m in metrics
+        ]
+        for start in range(0, len(data), 1000):
+            self._cloudwatch.put_metric_data(Namespace="AWS/Firehose", MetricData=data[start : start + 1000])
+        return len(data)
+
+
+def _valid_response(response: Any) -> bool:
+    if not isinstance(response, Mapping) or not isinstance(response.get("records"), list):
+        return False
+    # The response of a real invocation is capped at 6 MB; a bigger one is a function error.
+    return len(orjson.dumps(response)) <= LAMBDA_PAYLOAD_LIMIT
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _client_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "PutRecordBatch")
