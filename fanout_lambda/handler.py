@@ -99,6 +99,7 @@ class FanoutService:
         try:
             result: dict[str, Any] = self._record_once(request={"key": idempotency_key(sale)}, sale=sale)
         except Exception:
+            metrics.add_metric(name="SalesFailed", unit=MetricUnit.Count, value=1)
             logger.exception("sale not recorded; Lambda will retry the event", extra=log_fields)
             raise
         outcome = result["outcome"]
