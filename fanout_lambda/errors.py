@@ -8,6 +8,8 @@ from pipeline_config import ConfigurationError
 
 __all__ = ["ConfigurationError", "DeliveryIncomplete", "InvalidSaleEvent"]
 
+_ABSENT: Any = object()
+
 
 class InvalidSaleEvent(ValueError):
     """The event is not a valid ``carousel.product.sold`` sale; it must never be retried.
@@ -16,11 +18,12 @@ class InvalidSaleEvent(ValueError):
     value it had, so the dead-letter message tells a person exactly what to fix.
     """
 
-    def __init__(self, field: str, reason: str, value: Any = None) -> None:
+    def __init__(self, field: str, reason: str, value: Any = _ABSENT) -> None:
         self.field = field
         self.reason = reason
-        self.value = value
-        super().__init__(f"{field}: {reason} (got {_preview(value)})")
+        self.value = None if value is _ABSENT else value
+        shown = "" if value is _ABSENT else f" (got {_preview(value)})"
+        super().__init__(f"{field}: {reason}{shown}")
 
     def as_dict(self) -> dict[str, Any]:
         """The error as a JSON-ready mapping for the dead-letter message."""

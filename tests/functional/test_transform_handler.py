@@ -1,0 +1,150 @@
+"""The transform handler: the Firehose data-transformation contract, end to end through base64 and JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+import glue_schemas
+import pipeline_config
+from fanout_lambda.sale import firehose_record
+from fanout_lambda.validation import validator
+from tests.support import FakeLambdaContext, firehose_event, load_event
+from transform_lambda.handler import lambda_handler
+
+CONTEXT = FakeLambdaContext(function_name="sales-transform-test")
+DATA_COLUMNS = [column["name"] for column in glue_schemas.sales_history()["columns"]]
+# Lambda caps a synchronous response at 6 MB; use the decimal reading, the stricter one.
+LAMBDA_RESPONSE_LIMIT = 6_000_000
+
+
+def _fanout_record(name: str = "product_sold", **detail: Any) -> bytes:
+    """The exact bytes the fan-out forwards for a sample event (with detail overrides)."""
+    event = load_event(name)
+    event["detail"].update(detail)
+    return firehose_record(validator(1024).validate(event))
+
+
+def _decode(record: dict[str, Any]) -> bytes:
+    return base64.b64decode(record["data"])
+
+
+def test_ok_record_has_exactly_the_schema_columns_and_partition_keys_from_the_sale_date() -> None:
+    # GIVEN a record that arrived in 2023 for a sale made on 2025-12-30
+    event = firehose_event([_fanout_record()], arrival_ms=1_690_000_000_000)
+
+    (out,) = lambda_handler(event, CONTEXT)["records"]
+
+    assert out["recordId"] == "r0"
+    assert out["result"] == "Ok"
+    payload = _decode(out)
+    assert payload.endswith(b"\n") and payload.count(b"\n") == 1
+    row = orjson.loads(payload)
+    assert list(row) == DATA_COLUMNS
+    assert out["metadata"]["partitionKeys"] == {"tenant_id": "carousel-labs", "year": "2025", "month": "12"}
+    assert row["sold_date"] == "2025-12-30"
+    assert row["event_time"] == "2025-12-30 10:15:00.000"
+
+
+@pytest.mark.parametrize(
+    ("sold_date", "season", "month"),
+    [("2025-01-01", "Q1", "01"), ("2025-03-31", "Q1", "03"), ("2025-04-01", "Q2", "04"),
+     ("2025-09-30", "Q3", "09"), ("2025-10-01", "Q4", "10"), ("2025-12-31", "Q4", "12")],
+)  # fmt: skip
+def test_season_is_the_calendar_quarter_of_the_sale_date(sold_date: str, season: str, month: str) -> None:
+    (out,) = lambda_handler(firehose_event([_fanout_record(soldDate=sold_date)]), CONTEXT)["records"]
+    assert orjson.loads(_decode(out))["season"] == season
+    assert out["metadata"]["partitionKeys"]["month"] == month
+
+
+def test_tenants_and_dates_partition_independently() -> None:
+    payloads = [
+        _fanout_record(),
+        _fanout_record("product_sold_q1"),
+        _fanout_record(tenantId="other-tenant", soldDate="2024-07-04"),
+    ]
+    keys = [r["metadata"]["partitionKeys"] for r in lambda_handler(firehose_event(payloads), CONTEXT)["records"]]
+    assert keys == [
+        {"tenant_id": "carousel-labs", "year": "2025", "month": "12"},
+        {"tenant_id": "resale-co", "year": "2026", "month": "03"},
+        {"tenant_id": "other-tenant", "year": "2024", "month": "07"},
+    ]
+
+
+def test_embedding_of_1024_dimensions_survives_as_floats() -> None:
+    record = orjson.loads(_fanout_record())
+    record["embedding"] = [1] * 512 + [0.25] * 512  # integers are widened to floats
+    (out,) = lambda_handler(firehose_event([orjson.dumps(record)]), CONTEXT)["records"]
+    embedding = orjson.loads(_decode(out))["embedding"]
+    assert len(embedding) == 1024
+    assert all(type(x) is float for x in embedding)
+
+
+def test_malformed_records_fail_alone_and_keep_their_original_data() -> None:
+    bad_tenant = orjson.loads(_fanout_record())
+    bad_tenant["tenantId"] = "../escape"
+    short = orjson.loads(_fanout_record())
+    short["embedding"] = [0.5] * 3
+    payloads = [
+        b"not json at all",
+        _fanout_record(),
+        orjson.dumps(bad_tenant),
+        b"[1, 2, 3]",
+        orjson.dumps(short),
+        b'{"tenantId": "carousel-labs"}',
+    ]
+    event = firehose_event(payloads)
+
+    out = lambda_handler(event, CONTEXT)["records"]
+
+    assert [r["recordId"] for r in out] == [r["recordId"] for r in event["records"]]
+    assert [r["result"] for r in out] == ["ProcessingFailed", "Ok", *["ProcessingFailed"] * 4]
+    for original, result in zip(event["records"], out, strict=True):
+        if result["result"] == "ProcessingFailed":
+            assert result["data"] == original["data"]
+            assert "metadata" not in result
+
+
+def test_each_failed_record_is_logged_once_with_its_id_and_reason(caplog: pytest.LogCaptureFixture) -> None:
+    bad = orjson.loads(_fanout_record())
+    bad["salePrice"] = "free"
+    lambda_handler(firehose_event([_fanout_record(), orjson.dumps(bad)]), CONTEXT)
+
+    failures = [r for r in caplog.records if r.getMessage() == "record processing failed"]
+    assert len(failures) == 1
+    assert failures[0].record_id == "r1"  # type: ignore[attr-defined]
+    assert failures[0].reason == "salePrice: must be a number (got 'free')"  # type: ignore[attr-defined]
+
+
+def _largest_batch(payload: bytes, buffer_bytes: int) -> list[bytes]:
+    return [payload] * max(1, buffer_bytes // len(payload))
+
+
+@pytest.mark.parametrize("buffer_mib", [pipeline_config.load()["firehose"]["processor_buffer_size_mib"], 2])
+def test_response_stays_under_6_mb_for_the_largest_batch_the_processor_buffer_sends(buffer_mib: float) -> None:
+    """Worst cases for growth: the smallest valid records (most per-record overhead), records whose
+    integer embeddings widen to floats, and records that all fail (original data comes back)."""
+    buffer_bytes = int(buffer_mib * 1024 * 1024)
+    smallest = orjson.loads(_fanout_record())
+    for optional in ("description", "imageS3Key", "embeddingId", "vendorId"):
+        smallest.pop(optional)
+    smallest.update(productId="P", tenantId="t", category="c", brand="b", condition="new", listedPrice=0,
+                    salePrice=0, daysToSell=0, embedding=[0.0] * 1024, eventId="e", saleId="s")  # fmt: skip
+    widening = dict(smallest, embedding=[0] * 1024)
+    failing = dict(smallest, tenantId="a/b")
+    for template in (smallest, widening, failing):
+        payloads = _largest_batch(orjson.dumps(template), buffer_bytes)
+        event = firehose_event(payloads)
+        # Firehose record ids are ~60 characters; use that length so overhead is not understated
+        for i, record in enumerate(event["records"]):
+            record["recordId"] = f"{i:0>56}"
+
+        response = lambda_handler(event, CONTEXT)
+
+        size = len(json.dumps(response, separators=(",", ":")))
+        assert size < LAMBDA_RESPONSE_LIMIT, f"{template is widening=} {buffer_mib=} {size=}"
+        assert len(response["records"]) == len(payloads)

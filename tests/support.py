@@ -1,0 +1,139 @@
+"""Helpers shared by the tests: sample events, a Lambda context, Firehose events and moto resources."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).parent / "events"
+
+SALES_TABLE = "sales-test"
+IDEMPOTENCY_TABLE = "idempotency-test"
+STREAM = "sales-stream-test"
+QUEUE = "sales-dlq-test"
+REGION = "eu-west-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fresh copy of ``tests/events/{name}.json``."""
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return copy.deepcopy(event)
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name: str = "sales-fanout-test"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:sales-fanout-test"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/sales-fanout-test"
+    log_stream_name: str = "test"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def firehose_event(payloads: list[bytes], arrival_ms: int = 1_700_000_000_000) -> dict[str, Any]:
+    """A Firehose data-transformation event carrying ``payloads`` as records ``r0, r1, ...``."""
+    return {
+        "invocationId": "inv-1",
+        "deliveryStreamArn": f"arn:aws:firehose:{REGION}:123456789012:deliverystream/{STREAM}",
+        "region": REGION,
+        "records": [
+            {"recordId": f"r{i}", "approximateArrivalTimestamp": arrival_ms, "data": base64.b64encode(p).decode()}
+            for i, p in enumerate(payloads)
+        ],
+    }
+
+
+def create_resources(session: Any) -> dict[str, str]:
+    """Create the fan-out's tables, queue, bucket and stream in (moto's) AWS; return their names/urls."""
+    dynamodb = session.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName=SALES_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("PK", "SK", "GSI2PK", "GSI2SK")
+        ],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    dynamodb.create_table(
+        TableName=IDEMPOTENCY_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    queue_url = session.client("sqs", region_name=REGION).create_queue(QueueName=QUEUE)["QueueUrl"]
+    s3 = session.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="raw-firehose-test", CreateBucketConfiguration={"LocationConstraint": REGION})
+    session.client("firehose", region_name=REGION).create_delivery_stream(
+        DeliveryStreamName=STREAM,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose-test",
+            "BucketARN": "arn:aws:s3:::raw-firehose-test",
+        },
+    )
+    return {"queue_url": queue_url}
+
+
+class RecordingFirehose:
+    """A Firehose client fake: records every PutRecordBatch and can fail entries or whole calls on demand.
+
+    ``fail_entries`` maps a call number (1-based) to the entry indexes that come back with an ErrorCode;
+    ``raise_on`` is a set of call numbers that raise ``error`` instead.
+    """
+
+    def __init__(
+        self,
+        fail_entries: dict[int, set[int]] | None = None,
+        raise_on: set[int] | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self.calls: list[list[bytes]] = []
+        self.fail_entries = fail_entries or {}
+        self.raise_on = raise_on or set()
+        self.error = error or RuntimeError("firehose unavailable")
+
+    @property
+    def delivered(self) -> list[bytes]:
+        """Records that were accepted (not failed), across calls."""
+        accepted = []
+        for number, records in enumerate(self.calls, start=1):
+            if number in self.raise_on:
+                continue
+            failed = self.fail_entries.get(number, set())
+            accepted += [r for i, r in enumerate(records) if i not in failed]
+        return accepted
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:  # noqa: N803
+        self.calls.append([record["Data"] for record in Records])
+        number = len(self.calls)
+        if number in self.raise_on:
+            raise self.error
+        failed = self.fail_entries.get(number, set())
+        responses: list[dict[str, str]] = [
+            {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+            if i in failed
+            else {"RecordId": f"{number}-{i}"}
+            for i in range(len(Records))
+        ]
+        return {"FailedPutCount": len(failed), "Encrypted": False, "RequestResponses": responses}

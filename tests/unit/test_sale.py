@@ -1,0 +1,101 @@
+"""Pure sale logic: ids, shards, item layout and its DynamoDB cost."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fanout_lambda.sale import (
+    EMBEDDING_SHARDS,
+    Sale,
+    embedding_shard,
+    firehose_record,
+    item_size_bytes,
+    sale_id,
+    sales_item,
+    unpack_embedding,
+    write_units,
+)
+from fanout_lambda.validation import validator
+from tests.support import load_event
+
+NOW = 1_767_000_000
+
+
+def _sale(**detail: object) -> Sale:
+    event = load_event("product_sold")
+    event["detail"].update(detail)
+    return validator(1024).validate(event)
+
+
+def test_sale_id_is_deterministic_and_distinguishes_sales() -> None:
+    assert sale_id("t", "p", "2025-12-30") == sale_id("t", "p", "2025-12-30")
+    assert sale_id("t", "p", "2025-12-30") != sale_id("t", "p", "2025-12-31")
+    assert sale_id("t", "p", "2025-12-30") != sale_id("u", "p", "2025-12-30")
+    assert len(sale_id("t", "p", "2025-12-30")) == 20
+
+
+@given(st.text(min_size=1, max_size=32), st.text(min_size=1, max_size=48))
+def test_shard_is_stable_and_in_range(tenant: str, product: str) -> None:
+    shard = embedding_shard(tenant, product)
+    assert shard == embedding_shard(tenant, product)
+    assert 0 <= shard < EMBEDDING_SHARDS
+
+
+def test_shards_spread_products_evenly() -> None:
+    counts = [0] * EMBEDDING_SHARDS
+    for n in range(5000):
+        counts[embedding_shard("carousel-labs", f"PROD-{n}")] += 1
+    assert min(counts) > 900  # 1000 expected per shard
+
+
+def test_typical_sale_item_costs_five_write_units() -> None:
+    item = sales_item(_sale(), NOW)
+    assert item_size_bytes(item) > 4096  # the float32 embedding alone is 4 KB
+    assert write_units(item) == 5
+
+
+def test_worst_case_sale_item_stays_within_five_write_units() -> None:
+    # GIVEN every bounded field at its maximum length, in 4-byte UTF-8 characters where free text is allowed
+    wide = "\U0001f45c"
+    event = load_event("product_sold")
+    event["id"] = "i" * 64
+    event["detail"].update(
+        tenantId="T" * 32,
+        productId="P" * 48,
+        category=wide * 32,
+        brand=wide * 48,
+        condition="c" * 24,
+        listedPrice=999_999_999.99,
+        salePrice=999_999_999.99,
+        daysToSell=36_500,
+        vendorId="V" * 48,
+        embeddingId="E" * 64,
+        embedding=[random.Random(1).uniform(-1, 1) for _ in range(1024)],
+    )
+    sale = validator(1024).validate(event)  # the schema's bounds accept it
+
+    item = sales_item(sale, NOW)
+
+    assert item_size_bytes(item) <= 5 * 1024
+    assert write_units(item) == 5
+
+
+def test_item_size_counts_names_and_values_like_dynamodb() -> None:
+    # 2 (name) + 3 (value) ; 1 + (2 digits -> 1 byte + 1) ; 1 + 4 bytes
+    assert item_size_bytes({"PK": {"S": "abc"}, "n": {"N": "12"}, "b": {"B": b"\x00\x01\x02\x03"}}) == 5 + 3 + 5
+
+
+def test_embedding_round_trips_through_float32() -> None:
+    values = [0.5, -0.25, 1.0, 0.0]
+    assert unpack_embedding(sales_item(_sale(embedding=values * 256), NOW)["embedding"]["B"]) == values * 256
+
+
+def test_firehose_record_is_one_json_line_with_envelope_fields() -> None:
+    sale = _sale(embedding=[1] * 1024)
+    record = firehose_record(sale)
+    assert record.endswith(b"\n") and record.count(b"\n") == 1
+    assert b'"eventId":"6a7e8feb-b491-4cf7-a9f1-bf3703467718"' in record
+    assert b'"embedding":[1.0,' in record  # integers leave as floats

@@ -1,0 +1,81 @@
+"""The sale event JSON Schema and the errors it produces."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fanout_lambda.errors import InvalidSaleEvent
+from fanout_lambda.validation import SaleValidator, is_calendar_date, validator
+from tests.support import load_event
+
+
+def _with(**detail: object) -> dict[str, object]:
+    event = load_event("product_sold")
+    event["detail"].update(detail)
+    return event
+
+
+def test_sample_event_is_valid() -> None:
+    sale = validator(1024).validate(load_event("product_sold"))
+    assert (sale.tenant_id, sale.product_id, sale.sold_date) == ("carousel-labs", "PROD-LV-12345", "2025-12-30")
+
+
+@pytest.mark.parametrize(
+    ("detail", "field", "reason"),
+    [
+        ({"listedPrice": -0.01}, "detail.listedPrice", "must be bigger than or equal to 0"),
+        ({"salePrice": "450"}, "detail.salePrice", "must be number"),
+        ({"soldDate": "2025-02-30"}, "detail.soldDate", "must be calendar-date"),
+        ({"soldDate": "30/12/2025"}, "detail.soldDate", "must be calendar-date"),
+        ({"daysToSell": 1.5}, "detail.daysToSell", "must be integer"),
+        ({"productId": "PROD#1"}, "detail.productId", "must match pattern"),
+        ({"embedding": [0.1] * 1025}, "detail.embedding", "must contain less than or equal to 1024 items"),
+        ({"embedding": ["x"] * 1024}, "detail.embedding[0]", "must be number"),
+        ({"category": "   "}, "detail.category", "must match pattern"),
+    ],
+)
+def test_invalid_detail_names_field_and_reason(detail: dict[str, object], field: str, reason: str) -> None:
+    with pytest.raises(InvalidSaleEvent) as caught:
+        validator(1024).validate(_with(**detail))
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "tenant", ["a/b", "../x", "a..b", "a#b", "a=b", "a b", "a\tb", "a\nb", "tenant\x00", "", ".hidden", "x" * 33]
+)
+def test_unsafe_tenant_ids_are_rejected(tenant: str) -> None:
+    with pytest.raises(InvalidSaleEvent, match=r"detail\.tenantId"):
+        validator(1024).validate(_with(tenantId=tenant))
+
+
+@given(st.text(max_size=40))
+def test_any_accepted_tenant_id_is_safe_as_a_prefix_and_a_key_part(tenant: str) -> None:
+    try:
+        validator(1024).validate(_with(tenantId=tenant))
+    except InvalidSaleEvent:
+        return
+    assert tenant and len(tenant) <= 32
+    assert not any(bad in tenant for bad in ("/", "#", "=", ".."))
+    assert tenant.isascii() and tenant.isprintable() and not any(c.isspace() for c in tenant)
+
+
+def test_event_of_another_type_is_rejected() -> None:
+    event = load_event("product_sold")
+    event["detail-type"] = "carousel.product.listed"
+    with pytest.raises(InvalidSaleEvent, match="detail-type"):
+        validator(1024).validate(event)
+
+
+def test_configured_dimension_is_enforced() -> None:
+    with pytest.raises(InvalidSaleEvent, match="at least 8 items"):
+        SaleValidator(embedding_dimension=8).validate(_with(embedding=[0.1] * 4))
+    assert SaleValidator(embedding_dimension=4).validate(_with(embedding=[0.1] * 4))
+
+
+def test_calendar_date_format() -> None:
+    assert is_calendar_date("2024-02-29")
+    assert not is_calendar_date("2025-02-29")
+    assert not is_calendar_date("2025-1-01")
