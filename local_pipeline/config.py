@@ -33,6 +33,7 @@ class StreamConfig:
     parquet_compression: str
     active_partitions_limit: int
     event_pattern: dict[str, Any]
+    table_prefix: str
     glue_table: dict[str, Any] = field(repr=False)
     #: The stream version in object names; 1 for a stream that was never updated.
     stream_version: int = 1
@@ -56,6 +57,7 @@ class StreamConfig:
             parquet_compression=str(hose["parquet_compression"]),
             active_partitions_limit=int(hose["active_partitions_limit"]),
             event_pattern=pipeline["event_pattern"],
+            table_prefix=pipeline["lake"]["table_prefix"],
             glue_table=glue_schemas.sales_history(),
         )
 

@@ -175,6 +175,8 @@ class LocalDeliveryStream:
         self._sequence = 0
         self._on_delivery = on_delivery
         self._key_names = partition_key_names(config.prefix)
+        #: Datapoints put to CloudWatch so far.
+        self.metrics_put = 0
 
     # -- ingestion -------------------------------------------------------------------------------------------
 
@@ -493,6 +495,7 @@ class LocalDeliveryStream:
         ]
         for start in range(0, len(data), 1000):
             self._cloudwatch.put_metric_data(Namespace="AWS/Firehose", MetricData=data[start : start + 1000])
+        self.metrics_put += len(data)
         return len(data)
 
 

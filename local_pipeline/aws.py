@@ -1,0 +1,164 @@
+"""The embedded AWS the local run talks to: moto in-process by default, or any endpoint (a moto_server).
+
+It creates what the fan-out and the local stream need (sales table with GSI2, idempotency table, DLQ, lake
+bucket), reads the dead-letter queue back and mirrors the lake bucket to a local folder. Every client is
+bound to the embedded backend or to ``endpoint_url``: nothing here can reach a real AWS account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+__all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError"]
+
+_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class UnsafeKeyError(ValueError):
+    """An S3 key that would land outside the mirror folder (``..`` segments or an absolute path)."""
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of the resources one local run creates."""
+
+    sales_table: str
+    idempotency_table: str
+    dead_letter_queue: str
+    lake_bucket: str
+
+    @classmethod
+    def for_run(cls, suffix: str = "local") -> ResourceNames:
+        """Names with ``suffix``; a fresh suffix per run keeps runs apart on a long-lived moto_server."""
+        return cls(
+            sales_table=f"sales-{suffix}",
+            idempotency_table=f"sales-idempotency-{suffix}",
+            dead_letter_queue=f"sales-fanout-dlq-{suffix}",
+            lake_bucket=f"sales-lake-{suffix}",
+        )
+
+
+class EmbeddedAws:
+    """A context manager: moto's ``mock_aws`` (no ``endpoint_url``) or clients pointed at ``endpoint_url``."""
+
+    def __init__(self, *, region: str = "us-east-1", endpoint_url: str | None = None) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.names = ResourceNames.for_run("local" if endpoint_url is None else uuid.uuid4().hex[:8])
+        self._mock: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+        self.queue_url = ""
+
+    def __enter__(self) -> EmbeddedAws:
+        # Credentials are never real here: moto ignores them and a local endpoint only needs them signed.
+        for name, value in {**_DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}.items():
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            self._saved_env[name] = os.environ.pop(name, None)
+        if self.endpoint_url is None:
+            self._mock = mock_aws()
+            self._mock.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def client(self, service: str) -> Any:
+        """One boto3 client per service, bound to the embedded backend or the endpoint."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        return self._clients[service]
+
+    def create_resources(self) -> None:
+        """Create the tables, the dead-letter queue and the lake bucket the run writes to."""
+        dynamodb = self.client("dynamodb")
+        keys = ("PK", "SK", "GSI2PK", "GSI2SK")
+        dynamodb.create_table(
+            TableName=self.names.sales_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
+            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "GSI2",
+                    "KeySchema": [
+                        {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                        {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        dynamodb.create_table(
+            TableName=self.names.idempotency_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        self.queue_url = self.client("sqs").create_queue(QueueName=self.names.dead_letter_queue)["QueueUrl"]
+        bucket: dict[str, Any] = {"Bucket": self.names.lake_bucket}
+        if self.region != "us-east-1":
+            bucket["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        self.client("s3").create_bucket(**bucket)
+
+    def read_dead_letters(self) -> list[dict[str, Any]]:
+        """Every message body in the DLQ (parsed JSON). Messages stay in the queue, hidden for 5 minutes."""
+        sqs = self.client("sqs")
+        bodies: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300)
+            messages = batch.get("Messages", [])
+            if not messages:
+                return bodies
+            bodies.extend(json.loads(message["Body"]) for message in messages)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every object key of the lake bucket under ``prefix``."""
+        paginator = self.client("s3").get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.names.lake_bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                yield str(entry["Key"])
+
+    def get(self, key: str) -> bytes:
+        """The body of one lake object."""
+        body: bytes = self.client("s3").get_object(Bucket=self.names.lake_bucket, Key=key)["Body"].read()
+        return body
+
+    def mirror(self, out: Path) -> int:
+        """Copy the lake bucket to ``out`` with the same key layout; return the number of objects copied."""
+        root = out.resolve()
+        count = 0
+        for key in self.keys():
+            target = safe_path(root, key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.get(key))
+            count += 1
+        return count
+
+
+def safe_path(root: Path, key: str) -> Path:
+    """``root / key``, refusing a key that would resolve outside ``root`` (S3 keys may hold ``..``)."""
+    target = (root / key).resolve()
+    if key.startswith("/") or not target.is_relative_to(root):
+        raise UnsafeKeyError(f"S3 key {key!r} would be written outside {root}")
+    return target

@@ -1,0 +1,107 @@
+"""``sales-pipeline``: the command-line face of the local runtime (argparse only; the work is in runner)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for ``sales-pipeline`` and its commands."""
+    from local_pipeline.runner import DEFAULT_EVENTS  # noqa: PLC0415 - heavy imports wait until after --help
+
+    parser = argparse.ArgumentParser(
+        prog="sales-pipeline",
+        description="Run the carousel sales pipeline on this machine: the real Lambdas, a local Firehose that "
+        "buffers, transforms, partitions and writes Parquet, and the Athena dashboards on DuckDB.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="generate (or read) a burst of sale events and run it through the whole pipeline",
+        description="Generate a seeded burst of sale events (or read --events FILE), route it through the "
+        "EventBridge pattern, the fan-out Lambda, the local Firehose and the transform Lambda into a Parquet "
+        "lake, print a summary, mirror the lake to --out and print the dashboard queries' results.",
+    )
+    run.add_argument(
+        "--events",
+        dest="events_file",
+        type=Path,
+        metavar="FILE",
+        help="JSONL file, one EventBridge event per line, instead of a generated burst",
+    )
+    run.add_argument(
+        "-n",
+        "--count",
+        dest="count",
+        type=_positive,
+        default=DEFAULT_EVENTS,
+        help="number of events to generate (default: %(default)s)",
+    )
+    run.add_argument("--seed", type=int, default=7, help="seed of the generated burst (default: %(default)s)")
+    run.add_argument(
+        "--burst-seconds",
+        type=_positive,
+        default=900,
+        help="simulated seconds the burst is spread over; drives Firehose buffering (default: %(default)s)",
+    )
+    run.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="an AWS-compatible endpoint (e.g. a running moto_server at http://127.0.0.1:5000) "
+        "instead of the embedded moto",
+    )
+    run.add_argument("--region", default="us-east-1", help="region of the embedded AWS (default: %(default)s)")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("lake"),
+        help="folder the lake bucket is mirrored to, same key layout (default: %(default)s)",
+    )
+    run.add_argument("--no-dashboards", dest="dashboards", action="store_false", help="skip the dashboard queries")
+    run.add_argument(
+        "--lambda-log",
+        type=Path,
+        metavar="FILE",
+        help="append the Lambdas' structured logs and EMF metrics to FILE (default: discarded)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sales-pipeline`` console script."""
+    args = build_parser().parse_args(argv)
+    from local_pipeline.runner import RunError, RunOptions, run  # noqa: PLC0415 - see build_parser
+
+    options = RunOptions(
+        events=args.count,
+        seed=args.seed,
+        events_file=args.events_file,
+        endpoint_url=args.endpoint_url,
+        out=args.out,
+        burst_seconds=args.burst_seconds,
+        region=args.region,
+        dashboards=args.dashboards,
+        lambda_log=args.lambda_log,
+    )
+    try:
+        run(options)
+    except RunError as exc:
+        sys.stderr.write(f"sales-pipeline: error: {exc}\n")
+        return 2
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

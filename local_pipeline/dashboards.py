@@ -1,0 +1,102 @@
+"""The Athena dashboard queries, run on DuckDB over the local lake.
+
+The SQL files in ``athena_queries/`` are written in Athena's (Trino) dialect and are the very files Terraform
+deploys as named queries; here each is translated with sqlglot (``read="trino"``, ``write="duckdb"``), never
+copied. Statements that create views (the deduplicated view) run first, so dashboards can read through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import sqlglot
+
+__all__ = ["QUERIES_DIR", "QueryResult", "load_queries", "render", "run_dashboards", "translate"]
+
+#: Beside the packages in the repository (the folder Terraform reads too).
+QUERIES_DIR = Path(__file__).resolve().parent.parent / "athena_queries"
+
+_DUCKDB_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "date": "DATE"}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One dashboard: its file name, column names and rows."""
+
+    name: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def translate(sql: str) -> str:
+    """One Athena (Trino) statement in DuckDB's dialect."""
+    statements = [s for s in sqlglot.transpile(sql, read="trino", write="duckdb") if s.strip()]
+    if len(statements) != 1:
+        raise ValueError(f"expected exactly one SQL statement, found {len(statements)}")
+    return statements[0]
+
+
+def load_queries(queries_dir: Path = QUERIES_DIR) -> list[tuple[str, str]]:
+    """``(name, sql)`` for every ``*.sql`` file; view definitions first, then the dashboards, by name."""
+    files = sorted(queries_dir.glob("*.sql"))
+    if not files:
+        raise FileNotFoundError(f"no .sql files in {queries_dir}")
+    queries = [(path.stem, path.read_text(encoding="utf-8")) for path in files]
+    return sorted(queries, key=lambda item: (not _creates_view(item[1]), item[0]))
+
+
+def run_dashboards(
+    lake_dir: Path,
+    *,
+    table_name: str,
+    table_prefix: str,
+    partition_keys: Sequence[Mapping[str, Any]],
+    queries_dir: Path = QUERIES_DIR,
+) -> list[QueryResult]:
+    """Expose the lake under ``lake_dir/table_prefix`` as ``table_name``, then run every query file."""
+    connection = duckdb.connect()
+    try:
+        hive_types = ", ".join(f"'{key['name']}': '{_DUCKDB_TYPES[key['type']]}'" for key in partition_keys)
+        files = (lake_dir / table_prefix).as_posix().rstrip("/") + "/**"
+        connection.execute(
+            f"CREATE VIEW {table_name} AS SELECT * FROM read_parquet('{files}', "  # noqa: S608 - our own config
+            f"hive_partitioning = true, hive_types = {{{hive_types}}})"
+        )
+        results = []
+        for name, sql in load_queries(queries_dir):
+            cursor = connection.execute(translate(sql))
+            if _creates_view(sql):
+                continue
+            columns = [column[0] for column in cursor.description or []]
+            results.append(QueryResult(name, columns, cursor.fetchall()))
+        return results
+    finally:
+        connection.close()
+
+
+def render(result: QueryResult, limit: int = 12) -> str:
+    """A plain-text table of the first ``limit`` rows, with the total row count."""
+    shown = [[_cell(value) for value in row] for row in result.rows[:limit]]
+    widths = [max([len(c)] + [len(row[i]) for row in shown]) for i, c in enumerate(result.columns)]
+    lines = [
+        f"-- {result.name} ({len(result.rows)} rows{', first ' + str(limit) if len(result.rows) > limit else ''})",
+        "  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in shown]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _creates_view(sql: str) -> bool:
+    parsed = sqlglot.parse_one(sql, read="trino")
+    return isinstance(parsed, sqlglot.exp.Create) and str(parsed.args.get("kind", "")).upper() == "VIEW"

@@ -1,0 +1,192 @@
+"""Seeded bursts of ``carousel.product.sold`` events, or events read from a JSONL file.
+
+A burst mixes what production sends: unique sales across several tenants with sale dates spanning a year
+boundary, retried deliveries (the same EventBridge event again, same ``id``), re-published duplicates (the
+same sale under a new ``id``), invalid events (each with the field that makes it invalid) and events of
+another type that the rule's pattern must not deliver. Field names and bounds come from the sale event
+JSON Schema the fan-out validates with, so a valid generated event is valid by construction.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pipeline_config
+
+__all__ = ["BurstSpec", "GeneratedEvent", "Kind", "events_from_file", "generate", "sale_event_schema"]
+
+Kind = Literal["valid", "retry", "republish", "invalid", "unmatched", "file"]
+
+TENANTS = ("carousel-labs", "north-threads", "vintage-vault", "luxe-resale")
+CATEGORIES = ("handbags", "shoes", "watches", "jewellery", "outerwear", "dresses")
+BRANDS = ("Louis Vuitton", "Chanel", "Hermes", "Gucci", "Prada", "Rolex", "Burberry", "Dior")
+CONDITIONS = ("new", "like_new", "excellent", "good", "fair")
+# Conditions realise different shares of the listed price; the dashboard shows it.
+_REALISATION = {"new": 0.95, "like_new": 0.9, "excellent": 0.82, "good": 0.72, "fair": 0.6}
+
+#: The invalid events a burst carries, each with the field the fan-out must name in its DLQ message.
+INVALID_CASES: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
+    ("detail.listedPrice", lambda d: d.update(listedPrice=-5)),
+    ("detail.soldDate", lambda d: d.update(soldDate="2025-02-30")),
+    ("detail.category", lambda d: d.pop("category")),
+    ("detail.tenantId", lambda d: d.update(tenantId="../other")),
+    ("detail.tenantId", lambda d: d.update(tenantId="a/b")),
+    ("detail.tenantId", lambda d: d.update(tenantId="x=y")),
+    ("detail.embedding", lambda d: d.update(embedding=d["embedding"][:7])),
+)
+
+
+def sale_event_schema() -> dict[str, Any]:
+    """The fan-out's sale event JSON Schema (the generator reads field names and bounds from it)."""
+    text = resources.files("fanout_lambda").joinpath("schemas", "sale_event.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@dataclass(frozen=True)
+class BurstSpec:
+    """What to generate. Shares are fractions of ``events``; the rest are valid unique sales."""
+
+    events: int = 3000
+    seed: int = 7
+    start: dt.datetime = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)
+    burst_seconds: int = 900
+    retry_share: float = 0.04
+    republish_share: float = 0.04
+    invalid_share: float = 0.03
+    unmatched_share: float = 0.01
+    first_sale_date: dt.date = dt.date(2025, 7, 1)
+    sale_date_days: int = 365  # July to June: two calendar years, every season
+    tenants: tuple[str, ...] = TENANTS
+
+
+@dataclass
+class GeneratedEvent:
+    """One event as the bus receives it, with what the generator meant it to be."""
+
+    event: dict[str, Any]
+    kind: Kind
+    arrival_ms: int
+    invalid_field: str | None = None
+    of_event_id: str | None = field(default=None)  # for retries and re-publishes: the original's id
+
+
+def generate(spec: BurstSpec) -> list[GeneratedEvent]:
+    """A deterministic burst for ``spec`` (same seed, same events), ordered by arrival time."""
+    rng = random.Random(spec.seed)  # noqa: S311 - reproducible test data, not secrets
+    pattern = pipeline_config.load()["event_pattern"]
+    dimension = pipeline_config.embedding_dimension()
+    kinds = _kinds(spec, rng)
+    start_ms = int(spec.start.timestamp() * 1000)
+    step = spec.burst_seconds * 1000 / max(len(kinds), 1)
+    out: list[GeneratedEvent] = []
+    sent: list[GeneratedEvent] = []
+    for index, kind in enumerate(kinds):
+        arrival = start_ms + int(index * step)
+        if kind in {"retry", "republish"} and sent:
+            original = rng.choice(sent)
+            generated = _duplicate(original, kind, arrival, rng)
+        else:
+            detail = _detail(index, spec, rng, dimension)
+            event = _envelope(detail, arrival, rng, pattern)
+            generated = GeneratedEvent(event, "valid", arrival)
+            if kind == "invalid":
+                invalid_field, corrupt = INVALID_CASES[index % len(INVALID_CASES)]
+                corrupt(generated.event["detail"])
+                generated.kind, generated.invalid_field = "invalid", invalid_field
+            elif kind == "unmatched":
+                generated.event["detail-type"] = "carousel.product.listed"
+                generated.kind = "unmatched"
+            else:
+                sent.append(generated)
+        out.append(generated)
+    return out
+
+
+def _kinds(spec: BurstSpec, rng: random.Random) -> list[Kind]:
+    shares: list[tuple[Kind, float]] = [
+        ("retry", spec.retry_share),
+        ("republish", spec.republish_share),
+        ("invalid", spec.invalid_share),
+        ("unmatched", spec.unmatched_share),
+    ]
+    kinds: list[Kind] = []
+    for kind, share in shares:
+        kinds += [kind] * round(spec.events * share)
+    kinds += ["valid"] * (spec.events - len(kinds))
+    # Duplicates need an original before them: keep the first tenth valid, shuffle the rest.
+    head = min(len(kinds), max(1, spec.events // 10))
+    valid_head: list[Kind] = ["valid"] * head
+    rest = kinds[: len(kinds) - head]
+    rng.shuffle(rest)
+    return valid_head + rest
+
+
+def _detail(index: int, spec: BurstSpec, rng: random.Random, dimension: int) -> dict[str, Any]:
+    tenant = spec.tenants[index % len(spec.tenants)]
+    condition = rng.choice(CONDITIONS)
+    listed = round(rng.uniform(40, 4000), 2)
+    sale = round(listed * _REALISATION[condition] * rng.uniform(0.85, 1.1), 2)
+    sold = spec.first_sale_date + dt.timedelta(days=rng.randrange(spec.sale_date_days))
+    product = f"PROD-{index:07d}"
+    return {
+        "productId": product,
+        "tenantId": tenant,
+        "category": rng.choice(CATEGORIES),
+        "brand": rng.choice(BRANDS),
+        "condition": condition,
+        "listedPrice": listed,
+        "salePrice": sale,
+        "soldDate": sold.isoformat(),
+        "daysToSell": rng.randrange(0, 180),
+        "imageS3Key": f"s3://carousel-images/{tenant}/{product}.jpg",
+        "embeddingId": f"emb-{product.lower()}",
+        "embedding": [round(rng.uniform(-1.0, 1.0), 6) for _ in range(dimension)],
+        "description": f"{rng.choice(BRANDS)} item {index}",
+        "vendorId": f"VENDOR-{rng.randrange(1, 400):03d}",
+    }
+
+
+def _envelope(detail: dict[str, Any], arrival_ms: int, rng: random.Random, pattern: dict[str, Any]) -> dict[str, Any]:
+    moment = dt.datetime.fromtimestamp(arrival_ms / 1000, dt.UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "detail-type": pattern["detail-type"][0],
+        "source": pattern["source"][0],
+        "account": "123456789012",
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def _duplicate(original: GeneratedEvent, kind: Kind, arrival_ms: int, rng: random.Random) -> GeneratedEvent:
+    event = copy.deepcopy(original.event)
+    if kind == "republish":
+        event["id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        event["time"] = dt.datetime.fromtimestamp(arrival_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return GeneratedEvent(event, kind, arrival_ms, of_event_id=original.event["id"])
+
+
+def events_from_file(path: Path, *, start: dt.datetime, burst_seconds: int) -> Iterator[GeneratedEvent]:
+    """Events from a JSONL file (one EventBridge event per line), spread evenly over the burst window."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    start_ms = int(start.timestamp() * 1000)
+    step = burst_seconds * 1000 / max(len(lines), 1)
+    for number, line in enumerate(lines, start=1):
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not a JSON event: {exc}") from exc
+        yield GeneratedEvent(event, "file", start_ms + int((number - 1) * step))
