@@ -237,16 +237,33 @@ class LocalDeliveryStream:
     # -- time ------------------------------------------------------------------------------------------------
 
     def advance_to(self, now_ms: int) -> None:
-        """Let simulated time pass: flush the processor buffer and partitions whose interval has elapsed."""
+        """Let simulated time pass: every buffer whose interval elapses by ``now_ms`` is flushed at that moment.
+
+        Flushes happen in time order at their due time, so a partition opened by a processor flush ages from
+        that flush, not from whenever the caller next looked at the clock.
+        """
+        while True:
+            due = self._next_due()
+            if due is None or due[0] > now_ms:
+                break
+            self._clock.advance_to(due[0])
+            if due[1] is None:
+                while self._pending:
+                    self._invoke_next_batch()
+            else:
+                self._deliver(due[1])
         self._clock.advance_to(now_ms)
-        processor_due = self.config.processor_buffer_interval_seconds * 1000
-        if self._pending and self._clock.now_ms - self._pending[0].arrival_ms >= processor_due:
-            while self._pending:
-                self._invoke_next_batch()
-        buffer_due = self.config.buffering_interval_seconds * 1000
-        for key, partition in list(self._partitions.items()):
-            if self._clock.now_ms - partition.opened_ms >= buffer_due:
-                self._deliver(key)
+
+    def _next_due(self) -> tuple[int, tuple[tuple[str, str], ...] | None] | None:
+        """The earliest ``(moment, partition)`` due for a flush; partition None means the processor buffer."""
+        candidates: list[tuple[int, tuple[tuple[str, str], ...] | None]] = []
+        if self._pending:
+            candidates.append(
+                (self._pending[0].arrival_ms + self.config.processor_buffer_interval_seconds * 1000, None)
+            )
+        interval = self.config.buffering_interval_seconds * 1000
+        candidates += [(partition.opened_ms + interval, key) for key, partition in self._partitions.items()]
+        return min(candidates, key=lambda item: item[0]) if candidates else None
 
     def close(self) -> None:
         """End of the run: flush every buffer (Firehose would, once the intervals elapse) and put the metrics."""
