@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import pipeline_config
+from fanout_lambda.errors import InvalidSaleEvent
+from fanout_lambda.validation import validator
+from local_pipeline.eventbridge import matches
+from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate, sale_event_schema
+
+SPEC = BurstSpec(events=300, seed=3)
+VALIDATOR = validator(pipeline_config.embedding_dimension())
+PATTERN = pipeline_config.load()["event_pattern"]
+
+
+@pytest.fixture(scope="module")
+def burst() -> list[GeneratedEvent]:
+    return generate(SPEC)
+
+
+def test_the_same_seed_gives_the_same_burst(burst: list[GeneratedEvent]) -> None:
+    again = generate(SPEC)
+    assert [g.event["id"] for g in again] == [g.event["id"] for g in burst]
+
+
+def test_the_burst_has_every_kind_in_its_share(burst: list[GeneratedEvent]) -> None:
+    kinds = Counter(g.kind for g in burst)
+    assert kinds["retry"] == round(300 * SPEC.retry_share)
+    assert kinds["republish"] == round(300 * SPEC.republish_share)
+    assert kinds["invalid"] == round(300 * SPEC.invalid_share)
+    assert kinds["unmatched"] == round(300 * SPEC.unmatched_share)
+    assert sum(kinds.values()) == 300
+
+
+def test_valid_events_pass_the_fanout_validator_and_the_rule(burst: list[GeneratedEvent]) -> None:
+    for generated in burst:
+        if generated.kind in {"valid", "retry", "republish"}:
+            VALIDATOR.validate(generated.event)
+            assert matches(PATTERN, generated.event)
+
+
+def test_valid_events_carry_every_field_of_the_sale_schema(burst: list[GeneratedEvent]) -> None:
+    fields = set(sale_event_schema()["properties"]["detail"]["properties"])
+    assert set(burst[0].event["detail"]) == fields
+    assert len(burst[0].event["detail"]["embedding"]) == pipeline_config.embedding_dimension()
+
+
+def test_invalid_events_fail_on_the_field_they_name(burst: list[GeneratedEvent]) -> None:
+    invalid = [g for g in burst if g.kind == "invalid"]
+    assert invalid
+    for generated in invalid:
+        with pytest.raises(InvalidSaleEvent) as raised:
+            VALIDATOR.validate(generated.event)
+        assert raised.value.field == generated.invalid_field
+
+
+def test_unmatched_events_do_not_match_the_rule(burst: list[GeneratedEvent]) -> None:
+    assert all(not matches(PATTERN, g.event) for g in burst if g.kind == "unmatched")
+
+
+def test_retries_keep_the_id_and_republishes_get_a_new_one(burst: list[GeneratedEvent]) -> None:
+    for generated in burst:
+        if generated.kind == "retry":
+            assert generated.event["id"] == generated.of_event_id
+        if generated.kind == "republish":
+            assert generated.event["id"] != generated.of_event_id
+
+
+def test_sale_dates_span_a_year_boundary_and_every_season(burst: list[GeneratedEvent]) -> None:
+    dates = {g.event["detail"]["soldDate"] for g in burst if g.kind == "valid"}
+    assert {d[:4] for d in dates} >= {"2025", "2026"}
+    assert {(int(d[5:7]) - 1) // 3 for d in dates} == {0, 1, 2, 3}
+    assert len({g.event["detail"]["tenantId"] for g in burst if g.kind == "valid"}) >= 3
+
+
+def test_arrivals_are_spread_over_the_burst_window_in_order(burst: list[GeneratedEvent]) -> None:
+    arrivals = [g.arrival_ms for g in burst]
+    assert arrivals == sorted(arrivals)
+    assert arrivals[-1] - arrivals[0] < SPEC.burst_seconds * 1000
+    assert arrivals[-1] - arrivals[0] > SPEC.burst_seconds * 900
+
+
+def test_events_from_a_jsonl_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": "a"}\n\n{"id": "b"}\n')
+    events = list(events_from_file(path, start=SPEC.start, burst_seconds=10))
+    assert [g.event["id"] for g in events] == ["a", "b"]
+    path.write_text("{broken\n")
+    with pytest.raises(ValueError, match=r"events\.jsonl:1"):
+        list(events_from_file(path, start=SPEC.start, burst_seconds=10))
