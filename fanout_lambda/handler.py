@@ -25,6 +25,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_config import embedding_dimension
+
 from .adapters import DeadLetterQueue, FirehoseSender, SalesStore
 from .errors import InvalidSaleEvent
 from .sale import Sale, firehose_record, idempotency_key, sales_item
@@ -34,6 +36,9 @@ from .validation import SaleValidator, validator
 SERVICE = "sales-fanout"
 #: Duplicates are recognised for 24 hours.
 IDEMPOTENCY_WINDOW_SECONDS = 24 * 60 * 60
+
+# Compiled at import (cold start), not on the first event: the JSON Schema is ready before any invocation.
+validator(embedding_dimension())
 
 logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", SERVICE))
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "CarouselSalesPipeline"))

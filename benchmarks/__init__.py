@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks`` (or ``make bench``) measures and rewrites BENCHMARKS.md's core section."""
