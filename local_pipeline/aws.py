@@ -132,6 +132,11 @@ class EmbeddedAws:
                 return bodies
             bodies.extend(json.loads(message["Body"]) for message in messages)
 
+    def metric_names(self, namespace: str) -> set[str]:
+        """The metric names CloudWatch holds in ``namespace`` (read back to prove the metrics landed)."""
+        paginator = self.client("cloudwatch").get_paginator("list_metrics")
+        return {m["MetricName"] for page in paginator.paginate(Namespace=namespace) for m in page["Metrics"]}
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every object key of the lake bucket under ``prefix``."""
         paginator = self.client("s3").get_paginator("list_objects_v2")

@@ -81,13 +81,17 @@ def run_dashboards(
 def render(result: QueryResult, limit: int = 12) -> str:
     """A plain-text table of the first ``limit`` rows, with the total row count."""
     shown = [[_cell(value) for value in row] for row in result.rows[:limit]]
+    numeric = [bool(result.rows) and isinstance(result.rows[0][i], int | float) for i in range(len(result.columns))]
     widths = [max([len(c)] + [len(row[i]) for row in shown]) for i, c in enumerate(result.columns)]
     lines = [
         f"-- {result.name} ({len(result.rows)} rows{', first ' + str(limit) if len(result.rows) > limit else ''})",
         "  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in shown]
+    lines += [
+        "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric, strict=True)).rstrip()
+        for row in shown
+    ]
     return "\n".join(lines)
 
 

@@ -71,6 +71,7 @@ class RunSummary:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     stream: StreamStats = field(default_factory=StreamStats)
     metric_datapoints: int = 0
+    metric_names: set[str] = field(default_factory=set)
     lake_keys: list[str] = field(default_factory=list)
     error_keys: list[str] = field(default_factory=list)
     mirrored: int = 0
@@ -126,6 +127,7 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
         stream.close()
         summary.stream = stream.stats
         summary.metric_datapoints = stream.metrics_put
+        summary.metric_names = aws.metric_names("AWS/Firehose")
         summary.dead_letters = aws.read_dead_letters()
         keys = list(aws.keys())
         summary.lake_keys = [k for k in keys if k.startswith(config.table_prefix)]
@@ -268,7 +270,8 @@ def format_summary(summary: RunSummary, lake: Path) -> str:
         f"  rows delivered          {stats.rows_delivered:>8}",
         f"  parquet objects         {stats.objects_written:>8}   in {len(stats.partitions)} partitions",
         f"  error objects           {stats.error_objects_written:>8}",
-        f"  metrics put             {summary.metric_datapoints:>8}   (AWS/Firehose datapoints)",
+        f"  metrics put             {summary.metric_datapoints:>8}   "
+        f"(AWS/Firehose datapoints; {len(summary.metric_names)} metric names read back from CloudWatch)",
         f"  lake mirrored to        {lake}  ({summary.mirrored} objects)",
         f"  wall time               {summary.seconds:>8.1f} s   ({summary.events_per_second:,.0f} events/s end to end)",
     ]

@@ -87,6 +87,15 @@ def test_duplicates_are_skipped_and_nothing_else_is_lost(burst_run: tuple[RunSum
     assert stats.processing_failed == stats.conversion_failed == stats.partition_exceeded == 0
     assert summary.error_keys == []
     assert summary.metric_datapoints > 0
+    assert {
+        "IncomingRecords",
+        "ExecuteProcessing.Success",
+        "SucceedProcessing.Records",
+        "SucceedConversion.Records",
+        "DeliveryToS3.Records",
+        "DeliveryToS3.DataFreshness",
+        "PartitionCount",
+    } <= summary.metric_names
 
 
 def test_every_invalid_event_is_in_the_dlq_with_its_reason(burst_run: tuple[RunSummary, Path]) -> None:
