@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local_pipeline.aws import ResourceNames, UnsafeKeyError, safe_path
+from local_pipeline.context import LambdaContext
+
+
+@pytest.mark.parametrize("key", ["../outside", "sales_history/tenant_id=x/../../../y", "/etc/passwd", "a/../../b"])
+def test_the_mirror_refuses_keys_that_leave_its_folder(tmp_path: Path, key: str) -> None:
+    with pytest.raises(UnsafeKeyError):
+        safe_path(tmp_path, key)
+
+
+def test_the_mirror_keeps_the_key_layout(tmp_path: Path) -> None:
+    key = "sales_history/tenant_id=t1/year=2025/month=03/sales-history-local-1-2026-01-15-09-00-00-abc"
+    assert safe_path(tmp_path, key) == tmp_path.resolve() / key
+
+
+def test_runs_against_an_endpoint_get_their_own_resource_names() -> None:
+    assert ResourceNames.for_run("a") != ResourceNames.for_run("b")
+
+
+def test_the_lambda_context_has_what_powertools_reads() -> None:
+    context = LambdaContext("fn", region="eu-west-1")
+    for attribute in (
+        "function_name",
+        "function_version",
+        "invoked_function_arn",
+        "memory_limit_in_mb",
+        "aws_request_id",
+        "log_group_name",
+        "log_stream_name",
+    ):
+        assert getattr(context, attribute)
+    assert context.invoked_function_arn == "arn:aws:lambda:eu-west-1:123456789012:function:fn"
+    assert context.get_remaining_time_in_millis() == context.timeout_ms
