@@ -29,8 +29,9 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
+from fanout_lambda.adapters import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES
 from local_pipeline.config import StreamConfig
-from local_pipeline.context import ACCOUNT_ID, LambdaContext
+from local_pipeline.context import ACCOUNT_ID, LambdaContext, function_arn
 from local_pipeline.parquet import ParquetConverter
 from local_pipeline.prefixes import evaluate, object_key, partition_key_names
 
@@ -44,9 +45,6 @@ __all__ = [
     "Transform",
 ]
 
-MAX_BATCH_RECORDS = 500
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-MAX_RECORD_BYTES = 1000 * 1024
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
 
 PROCESSING_FAILED = "processing-failed"
@@ -154,7 +152,6 @@ class LocalDeliveryStream:
         cloudwatch: Any = None,
         region: str = "us-east-1",
         transform_function_name: str = "sales-transform-local",
-        on_delivery: Callable[[str, int], None] | None = None,
     ) -> None:
         self.config = config
         self.stats = StreamStats()
@@ -165,7 +162,7 @@ class LocalDeliveryStream:
         self._cloudwatch = cloudwatch
         self._region = region
         self._function_name = transform_function_name
-        self._lambda_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{transform_function_name}:$LATEST"
+        self._lambda_arn = f"{function_arn(transform_function_name, region)}:$LATEST"
         self._stream_arn = f"arn:aws:firehose:{region}:{ACCOUNT_ID}:deliverystream/{config.stream_name}"
         self._converter = ParquetConverter(config.glue_table, config.parquet_compression)
         self._pending: list[_Incoming] = []
@@ -173,7 +170,6 @@ class LocalDeliveryStream:
         self._partitions: dict[tuple[tuple[str, str], ...], _Partition] = {}
         self._metrics: list[_Metric] = []
         self._sequence = 0
-        self._on_delivery = on_delivery
         self._key_names = partition_key_names(config.prefix)
         #: Datapoints put to CloudWatch so far.
         self.metrics_put = 0
@@ -430,7 +426,7 @@ class LocalDeliveryStream:
         if converted.parquet is None:
             return
         body = converted.parquet
-        key_name = self._put_object(prefix, body)
+        self._put_object(prefix, body)
         self.stats.rows_delivered += converted.rows
         self.stats.objects_written += 1
         self.stats.partitions.add(prefix)
@@ -439,8 +435,6 @@ class LocalDeliveryStream:
         self._metric("DeliveryToS3.Bytes", len(body), "Bytes")
         self._metric("DeliveryToS3.ObjectCount", 1, "Count")
         self._metric("DeliveryToS3.DataFreshness", (self._clock.now_ms - oldest) / 1000, "Seconds")
-        if self._on_delivery:
-            self._on_delivery(key_name, converted.rows)
 
     def _conversion_failed(self, partition: _Partition, failures: Sequence[Any]) -> None:
         self.stats.conversion_failed += len(failures)

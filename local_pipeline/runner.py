@@ -135,7 +135,7 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
         summary.mirrored = aws.mirror(lake)
     summary.seconds = time.perf_counter() - started
     (lake / LAKE_MARKER).write_text("written by sales-pipeline run; safe to delete\n", encoding="utf-8")
-    print(format_summary(summary, lake), file=out)
+    print(format_summary(summary, lake, config.active_partitions_limit), file=out)
     if options.dashboards and summary.lake_keys:
         summary.dashboards = run_dashboards(
             lake,
@@ -248,7 +248,7 @@ def _progress(out: IO[str], total: int) -> Callable[[int, RunSummary], None]:
     return report
 
 
-def format_summary(summary: RunSummary, lake: Path) -> str:
+def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
     """The end-of-run summary."""
     stats = summary.stream
     outcomes = summary.outcomes
@@ -268,7 +268,8 @@ def format_summary(summary: RunSummary, lake: Path) -> str:
         f"  conversion failures     {stats.conversion_failed:>8}",
         f"  partition limit hits    {stats.partition_exceeded:>8}",
         f"  rows delivered          {stats.rows_delivered:>8}",
-        f"  parquet objects         {stats.objects_written:>8}   in {len(stats.partitions)} partitions",
+        f"  parquet objects         {stats.objects_written:>8}   in {len(stats.partitions)} partitions "
+        f"(at most {stats.max_active_partitions} active at once; limit {limit})",
         f"  error objects           {stats.error_objects_written:>8}",
         f"  metrics put             {summary.metric_datapoints:>8}   "
         f"(AWS/Firehose datapoints; {len(summary.metric_names)} metric names read back from CloudWatch)",
