@@ -6,6 +6,8 @@ failures into the domain errors the handler acts on.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import random
 import time
@@ -13,12 +15,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DeliveryIncomplete
+from .errors import DeadLetterTooLarge, DeliveryIncomplete
 
 #: PutRecordBatch service limits.
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1000 * 1024
+#: SQS's classic message size limit (the queue's default in Terraform); bodies are kept under it.
+MAX_SQS_MESSAGE_BYTES = 256 * 1024
 
 
 class SalesStore:
@@ -98,7 +102,9 @@ class FirehoseSender:
             ]
             report.error_codes.extend(code for _, code in failed)
             pending = [data for data, _ in failed]
-        raise DeliveryIncomplete(self.stream_name, len(pending), report.error_codes)
+            if not pending:  # FailedPutCount without any entry marked: nothing identifiable to resend
+                return
+        raise DeliveryIncomplete(self.stream_name, len(pending), report.error_codes, report.resent)
 
 
 def chunked(records: Sequence[bytes]) -> Iterator[list[bytes]]:
@@ -118,19 +124,41 @@ def chunked(records: Sequence[bytes]) -> Iterator[list[bytes]]:
 
 
 class DeadLetterQueue:
-    """The SQS queue where events that must never be retried are kept for a person to inspect."""
+    """The SQS queue where events that must never be retried are kept for a person to inspect.
 
-    def __init__(self, client: Any, queue_url: str) -> None:
+    The body is ``{"errorType", "error", "event"}``. An event whose JSON does not fit one message (EventBridge
+    allows 256 KB events; escaping can grow them) is kept gzip-compressed and base64-encoded under
+    ``eventGzipBase64`` instead, with its ``eventId``; nothing is truncated.
+    """
+
+    def __init__(self, client: Any, queue_url: str, max_message_bytes: int = MAX_SQS_MESSAGE_BYTES) -> None:
         self._client = client
         self.queue_url = queue_url
+        self.max_message_bytes = max_message_bytes
 
     def send(self, event: Any, error: dict[str, Any], error_type: str) -> str:
         """Keep ``event`` with the error that rejected it; return the SQS message id."""
-        # stdlib json on this rare path: it copes with anything the Lambda runtime parsed (e.g. huge ints).
-        body = json.dumps({"errorType": error_type, "error": error, "event": event}, default=repr)
+        body = _dumps({"errorType": error_type, "error": error, "event": event})
+        if len(body.encode()) > self.max_message_bytes:
+            packed = base64.b64encode(gzip.compress(_dumps(event).encode(), mtime=0)).decode()
+            event_id = event.get("id") if isinstance(event, dict) else None
+            body = _dumps({"errorType": error_type, "error": error, "eventId": event_id, "eventGzipBase64": packed})
+            if len(body.encode()) > self.max_message_bytes:
+                raise DeadLetterTooLarge(f"event {event_id!r} is {len(body)} bytes even compressed")
         response = self._client.send_message(
             QueueUrl=self.queue_url,
             MessageBody=body,
             MessageAttributes={"errorType": {"DataType": "String", "StringValue": error_type}},
         )
         return str(response["MessageId"])
+
+
+def _dumps(value: Any) -> str:
+    # stdlib json on this rare path: it copes with anything the Lambda runtime parsed (huge ints, NaN).
+    # ensure_ascii=False keeps non-ASCII text at its UTF-8 size instead of 6-byte escapes.
+    text = json.dumps(value, default=repr, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates have no UTF-8 form: fall back to \u escapes
+        return json.dumps(value, default=repr)
+    return text

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline_config import ConfigurationError
 
-__all__ = ["ConfigurationError", "DeliveryIncomplete", "InvalidSaleEvent"]
+__all__ = ["ConfigurationError", "DeadLetterTooLarge", "DeliveryIncomplete", "InvalidSaleEvent"]
 
 _ABSENT: Any = object()
 
@@ -27,17 +27,26 @@ class InvalidSaleEvent(ValueError):
 
     def as_dict(self) -> dict[str, Any]:
         """The error as a JSON-ready mapping for the dead-letter message."""
-        return {"field": self.field, "reason": self.reason, "value": _preview(self.value)}
+        return {
+            "field": self.field,
+            "reason": self.reason,
+            "value": None if self.value is None else _preview(self.value),
+        }
 
 
 class DeliveryIncomplete(RuntimeError):
     """Firehose still rejected some records after the bounded resends; Lambda must retry the event."""
 
-    def __init__(self, stream: str, failed: int, error_codes: list[str]) -> None:
+    def __init__(self, stream: str, failed: int, error_codes: list[str], resent: int = 0) -> None:
         self.stream = stream
         self.failed = failed
         self.error_codes = error_codes
+        self.resent = resent
         super().__init__(f"{failed} record(s) not accepted by Firehose stream {stream!r}: {sorted(set(error_codes))}")
+
+
+class DeadLetterTooLarge(RuntimeError):
+    """Even compressed, the invalid event does not fit in one SQS message; Lambda's on-failure path keeps it."""
 
 
 def _preview(value: Any, limit: int = 120) -> str:

@@ -22,13 +22,14 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline_config import embedding_dimension
 
 from .adapters import DeadLetterQueue, FirehoseSender, SalesStore
-from .errors import InvalidSaleEvent
+from .errors import DeliveryIncomplete, InvalidSaleEvent
 from .sale import Sale, firehose_record, idempotency_key, sales_item
 from .settings import FanoutSettings
 from .validation import SaleValidator, validator
@@ -103,7 +104,15 @@ class FanoutService:
         log_fields = {"event_id": sale.event_id, "sale_id": sale.sale_id, "tenant_id": sale.tenant_id}
         try:
             result: dict[str, Any] = self._record_once(request={"key": idempotency_key(sale)}, sale=sale)
-        except Exception:
+        except IdempotencyAlreadyInProgressError:
+            # Another invocation holds this sale right now (concurrent copy, or a crash before its record
+            # expired): retrying later is correct; the holder's outcome or the record's expiry settles it.
+            metrics.add_metric(name="SalesInProgress", unit=MetricUnit.Count, value=1)
+            logger.warning("sale already in progress elsewhere; Lambda will retry the event", extra=log_fields)
+            raise
+        except Exception as exc:
+            if isinstance(exc, DeliveryIncomplete) and exc.resent:
+                metrics.add_metric(name="FirehoseResends", unit=MetricUnit.Count, value=exc.resent)
             metrics.add_metric(name="SalesFailed", unit=MetricUnit.Count, value=1)
             logger.exception("sale not recorded; Lambda will retry the event", extra=log_fields)
             raise

@@ -13,9 +13,12 @@ import math
 import sys
 from array import array
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
+
+from .schemas import sale_event_schema
 
 #: DynamoDB's TTL horizon for a sale item.
 TTL_SECONDS = 2 * 365 * 24 * 60 * 60
@@ -25,6 +28,9 @@ EMBEDDING_SHARDS = 5
 SALE_ID_HEX_CHARS = 20
 #: The Firehose record's camelCase fields beyond the event detail.
 ENVELOPE_FIELDS = ("eventId", "eventTime", "saleId")
+
+#: The detail fields the sale event schema declares (the transform ignores anything else).
+FORWARDED_FIELDS = frozenset(sale_event_schema()["properties"]["detail"]["properties"])
 
 _SEP = "\x1f"  # unit separator: cannot occur in validated ids, so field boundaries stay unambiguous
 
@@ -49,11 +55,11 @@ class Sale:
     def sold_date(self) -> str:
         return str(self.detail["soldDate"])
 
-    @property
+    @cached_property
     def sale_id(self) -> str:
         return sale_id(self.tenant_id, self.product_id, self.sold_date)
 
-    @property
+    @cached_property
     def shard(self) -> int:
         return embedding_shard(self.tenant_id, self.product_id)
 
@@ -124,10 +130,11 @@ def sales_item(sale: Sale, now_epoch: float) -> dict[str, dict[str, Any]]:
 def firehose_record(sale: Sale) -> bytes:
     """The record forwarded to Firehose: the detail plus event id, event time and sale id, one JSON line.
 
-    The embedding goes out as floats so the transform never has to widen integers (keeps its output size
-    bounded by its input size).
+    Only the schema's fields are forwarded (an unknown 200 KB field would cost Firehose ingestion and be
+    dropped by the transform anyway). The embedding goes out as floats so the transform never has to widen
+    integers (keeps its output size bounded by its input size).
     """
-    body = dict(sale.detail)
+    body = {key: value for key, value in sale.detail.items() if key in FORWARDED_FIELDS}
     body["embedding"] = [float(x) for x in sale.detail["embedding"]]
     body["eventId"] = sale.event_id
     body["eventTime"] = sale.event_time
@@ -146,8 +153,7 @@ def item_size_bytes(item: dict[str, dict[str, Any]]) -> int:
         elif kind == "B":
             size += len(raw)
         elif kind == "N":
-            digits = raw.lstrip("-").replace(".", "").strip("0") or "0"
-            size += math.ceil(len(digits) / 2) + 1
+            size += _number_size(raw)
         else:  # pragma: no cover - the item above uses S, N and B only
             raise ValueError(f"unsupported attribute type {kind!r} for {name!r}")
     return size
@@ -156,6 +162,17 @@ def item_size_bytes(item: dict[str, dict[str, Any]]) -> int:
 def write_units(item: dict[str, dict[str, Any]]) -> int:
     """Write capacity units one put of ``item`` consumes (1 per started KB)."""
     return max(1, math.ceil(item_size_bytes(item) / 1024))
+
+
+def _number_size(raw: str) -> int:
+    """Bytes DynamoDB stores for a Number: digit pairs aligned on the decimal point, plus one.
+
+    AWS documents "approximately 1 byte per two significant digits + 1"; pairing the integer and fraction
+    digits separately ("1.5" -> 3 bytes, not 2) never undercounts.
+    """
+    integer, _, fraction = raw.lstrip("-").partition(".")
+    integer, fraction = integer.lstrip("0"), fraction.rstrip("0")
+    return math.ceil(len(integer) / 2) + math.ceil(len(fraction) / 2) + 1
 
 
 def _number(value: float) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import math
 import re
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import fastjsonschema
@@ -15,15 +14,14 @@ import pipeline_config
 
 from .errors import InvalidSaleEvent
 from .sale import Sale
+from .schemas import sale_event_schema
 
-SCHEMA_FILE = "sale_event.schema.json"
 _CALENDAR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def load_schema(embedding_dimension: int) -> dict[str, Any]:
     """The event JSON Schema with the values whose one declaration is pipeline.json filled in."""
-    text = resources.files(__package__).joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema = sale_event_schema()
     config = pipeline_config.load()
     envelope = schema["properties"]
     envelope["source"]["enum"] = list(config["event_pattern"]["source"])
@@ -32,6 +30,16 @@ def load_schema(embedding_dimension: int) -> dict[str, Any]:
     detail["tenantId"]["pattern"] = config["tenant_id_pattern"]
     detail["embedding"]["minItems"] = detail["embedding"]["maxItems"] = embedding_dimension
     return schema
+
+
+def is_timestamp(value: str) -> bool:
+    """An ISO 8601 timestamp exactly as the transform parses it (``datetime.fromisoformat``), so an event the
+    fan-out accepts can never fail the transform on its time (JSON Schema's date-time admits leap seconds)."""
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return "T" in value
 
 
 def is_calendar_date(value: str) -> bool:
@@ -50,7 +58,9 @@ class SaleValidator:
 
     def __init__(self, embedding_dimension: int) -> None:
         self.schema = load_schema(embedding_dimension)
-        self._validate = fastjsonschema.compile(self.schema, formats={"calendar-date": is_calendar_date})
+        self._validate = fastjsonschema.compile(
+            self.schema, formats={"calendar-date": is_calendar_date, "timestamp": is_timestamp}
+        )
 
     def validate(self, event: Any) -> Sale:
         """Validate ``event`` and return the sale it carries."""
@@ -58,6 +68,7 @@ class SaleValidator:
             self._validate(event)
         except fastjsonschema.JsonSchemaValueException as exc:
             raise self._explain(event, exc) from exc
+        _require_finite(event["detail"])
         return Sale(event_id=event["id"], event_time=event["time"], detail=event["detail"])
 
     def _explain(self, event: Any, exc: fastjsonschema.JsonSchemaValueException) -> InvalidSaleEvent:
@@ -67,6 +78,15 @@ class SaleValidator:
             missing = [key for key in exc.rule_definition if key not in exc.value]
             return InvalidSaleEvent(missing[0] if field == "event" else f"{field}.{missing[0]}", "is required")
         return InvalidSaleEvent(field, exc.message.removeprefix(name).strip(), exc.value)
+
+
+def _require_finite(detail: dict[str, Any]) -> None:
+    # JSON Schema's minimum/maximum are silently true for NaN; EventBridge cannot carry NaN, a direct invoke can.
+    for field in ("listedPrice", "salePrice"):
+        if not math.isfinite(detail[field]):
+            raise InvalidSaleEvent(f"detail.{field}", "must be a finite number", detail[field])
+    if not math.isfinite(sum(detail["embedding"])):  # items are bounded to float32, so the sum cannot overflow
+        raise InvalidSaleEvent("detail.embedding", "items must be finite numbers")
 
 
 @cache

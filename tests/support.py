@@ -81,7 +81,10 @@ def create_resources(session: Any) -> dict[str, str]:
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
-    queue_url = session.client("sqs", region_name=REGION).create_queue(QueueName=QUEUE)["QueueUrl"]
+    # 256 KiB: the classic SQS limit and the queue size Terraform deploys (moto defaults to 1 MiB)
+    queue_url = session.client("sqs", region_name=REGION).create_queue(
+        QueueName=QUEUE, Attributes={"MaximumMessageSize": str(256 * 1024)}
+    )["QueueUrl"]
     s3 = session.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="raw-firehose-test", CreateBucketConfiguration={"LocationConstraint": REGION})
     session.client("firehose", region_name=REGION).create_delivery_stream(

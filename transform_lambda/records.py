@@ -16,7 +16,7 @@ Converter = Callable[[Any], Any]
 
 _MISSING: Any = object()
 _CAMEL_BOUNDARY = re.compile(r"_([a-z0-9])")
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _CONDITION_SEPARATORS = re.compile(r"[\s-]+")
 #: Columns whose values are lower-cased so dashboards do not split "Handbags" from "handbags".
 _LOWERCASE_COLUMNS = frozenset({"category", "condition"})
@@ -198,13 +198,21 @@ def _non_negative_int(value: Any) -> int:
 
 def _to_date(value: Any) -> dt.date:
     match = _DATE.match(value) if type(value) is str else None
-    # A bare date, or the date part of an ISO timestamp ("2025-12-30T10:00:00Z").
-    if match is None or (len(value) > 10 and value[10] not in "T "):
+    # A bare date, or the date part of a whole ISO timestamp ("2025-12-30T10:00:00Z").
+    if match is None or (len(value) > 10 and not _is_iso_timestamp(value)):
         raise _BadValue("must be an ISO date YYYY-MM-DD")
     try:
         return dt.date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
         raise _BadValue("is not a calendar date") from None
+
+
+def _is_iso_timestamp(value: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _timestamp(value: Any) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import time
 from typing import Any
 
 import orjson
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import ClientError
 
 from fanout_lambda import handler as fanout
@@ -289,7 +292,7 @@ def test_missing_field_is_named_in_the_dlq_message(aws: dict[str, Any]) -> None:
     fanout.lambda_handler(event, CONTEXT)
 
     (message,) = _dlq_messages(aws)
-    assert message["error"] == {"field": "detail.soldDate", "reason": "is required", "value": "None"}
+    assert message["error"] == {"field": "detail.soldDate", "reason": "is required", "value": None}
 
 
 def test_outcomes_are_published_as_emf_metrics(aws: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -307,3 +310,84 @@ def test_missing_configuration_names_the_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("DELIVERY_STREAM_NAME", raising=False)
     with pytest.raises(Exception, match="DELIVERY_STREAM_NAME"):
         FanoutSettings.from_env({"SALES_TABLE_NAME": "a", "IDEMPOTENCY_TABLE_NAME": "b", "DEAD_LETTER_QUEUE_URL": "c"})
+
+
+def test_large_non_ascii_invalid_event_is_kept_verbatim_within_the_sqs_limit(aws: dict[str, Any]) -> None:
+    # GIVEN an invalid event of ~200 KB of non-ASCII text (escaped JSON would be ~600 KB)
+    _configure(aws, firehose=RecordingFirehose())
+    event = load_event("negative_price")
+    event["detail"]["notes"] = "é" * 100_000
+
+    assert fanout.lambda_handler(event, CONTEXT)["outcome"] == "rejected"
+
+    sqs = aws["session"].client("sqs")
+    (raw,) = sqs.receive_message(QueueUrl=aws["queue_url"])["Messages"]
+    assert len(raw["Body"].encode()) <= 256 * 1024
+    assert json.loads(raw["Body"])["event"] == event
+
+
+def test_invalid_event_too_large_to_send_verbatim_is_kept_compressed(aws: dict[str, Any]) -> None:
+    # GIVEN control characters, which JSON must escape six-fold: verbatim it cannot fit one SQS message
+    _configure(aws, firehose=RecordingFirehose())
+    event = load_event("negative_price")
+    event["detail"]["notes"] = "\x01" * 60_000
+
+    assert fanout.lambda_handler(event, CONTEXT)["outcome"] == "rejected"
+
+    (message,) = _dlq_messages(aws)
+    assert message["eventId"] == event["id"]
+    assert message["error"]["field"] == "detail.salePrice"
+    assert json.loads(gzip.decompress(base64.b64decode(message["eventGzipBase64"]))) == event
+
+
+class _Timeout(BaseException):
+    """What a Lambda timeout looks like to the code: execution stops and nothing can clean up."""
+
+
+class _DyingSalesTable(FlakySalesTable):
+    def put_item(self, **kwargs: Any) -> Any:
+        if kwargs["TableName"] == SALES_TABLE and self.failures > 0:
+            self.failures -= 1
+            raise _Timeout
+        return self._client.put_item(**kwargs)
+
+
+class _ShortContext(FakeLambdaContext):
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 50
+
+
+def test_sale_in_progress_elsewhere_raises_then_is_processed_after_its_record_expires(aws: dict[str, Any]) -> None:
+    # GIVEN an invocation that died mid-sale (timeout) and left its idempotency record INPROGRESS
+    firehose = RecordingFirehose()
+    _configure(aws, firehose=firehose, dynamodb=_DyingSalesTable(aws["session"].client("dynamodb"), failures=1))
+    with pytest.raises(_Timeout):
+        fanout.lambda_handler(load_event("product_sold"), _ShortContext())
+
+    # WHEN a retry comes while that record is still in progress, THEN it raises and writes nothing
+    with pytest.raises(IdempotencyAlreadyInProgressError):
+        fanout.lambda_handler(load_event("product_sold"), CONTEXT)
+    assert _sales_items(aws) == []
+    assert firehose.calls == []
+
+    # WHEN a retry comes after the dead invocation's remaining time, THEN the sale is processed once
+    time.sleep(0.1)
+    assert fanout.lambda_handler(load_event("product_sold"), CONTEXT)["outcome"] == "processed"
+    assert len(_sales_items(aws)) == 1
+    assert len(firehose.delivered) == 1
+
+
+def test_firehose_resends_are_counted_even_when_delivery_fails(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 10)})
+    service = _configure(aws, firehose=firehose)
+    service.sender._sleep = lambda _seconds: None
+
+    with pytest.raises(DeliveryIncomplete):
+        fanout.lambda_handler(load_event("product_sold"), CONTEXT)
+
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = {name: blob[name] for blob in emitted for name in ("FirehoseResends", "SalesFailed") if name in blob}
+    assert values == {"FirehoseResends": [float(service.sender.max_attempts - 1)], "SalesFailed": [1.0]}

@@ -49,3 +49,20 @@ def test_chunks_respect_500_records_and_4_mib() -> None:
 def test_oversized_record_is_refused_before_any_call() -> None:
     with pytest.raises(ValueError, match="exceeds"):
         list(chunked([b"z" * (1000 * 1024 + 1)]))
+
+
+class _CountWithoutCodes:
+    """A response that claims failures but marks no entry: nothing identifiable to resend."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_record_batch(self, **_kwargs: object) -> dict[str, object]:
+        self.calls += 1
+        return {"FailedPutCount": 1, "RequestResponses": [{"RecordId": "1"}]}
+
+
+def test_failed_count_without_marked_entries_sends_no_empty_batch() -> None:
+    client = _CountWithoutCodes()
+    FirehoseSender(client, "s", sleep=lambda _s: None).send([b"a"])
+    assert client.calls == 1

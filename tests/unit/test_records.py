@@ -139,3 +139,9 @@ def test_schema_has_no_data_column_repeating_a_partition_key_and_lowercase_names
     assert all(name == name.lower() and name.isidentifier() for name in data | partitions)
     assert {"event_id", "season", "event_time", "embedding"} <= data
     assert [p["name"] for p in schema["partition_keys"]] == ["tenant_id", "year", "month"]
+
+
+@pytest.mark.parametrize("value", ["2025-12-30 anything", "\uff12\uff10\uff12\uff15-12-30", "2025-12-30T25:00:00"])
+def test_sale_date_must_be_a_whole_iso_date_or_timestamp(value: str) -> None:
+    with pytest.raises(RecordRejected, match="soldDate: must be an ISO date"):
+        NORMALISER.normalise(_record(soldDate=value))

@@ -79,3 +79,33 @@ def test_calendar_date_format() -> None:
     assert is_calendar_date("2024-02-29")
     assert not is_calendar_date("2025-02-29")
     assert not is_calendar_date("2025-1-01")
+
+
+@pytest.mark.parametrize(
+    ("detail", "field"),
+    [
+        ({"salePrice": float("nan")}, "detail.salePrice"),
+        ({"listedPrice": float("nan")}, "detail.listedPrice"),
+        ({"embedding": [float("nan")] + [0.1] * 1023}, "detail.embedding"),
+    ],
+)
+def test_nan_is_rejected_although_json_schema_bounds_let_it_through(detail: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidSaleEvent) as caught:
+        validator(1024).validate(_with(**detail))
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("time", ["2025-12-30T23:59:60Z", "2025-12-30", "yesterday"])
+def test_event_time_must_be_a_timestamp_the_transform_can_parse(time: str) -> None:
+    event = load_event("product_sold")
+    event["time"] = time
+    with pytest.raises(InvalidSaleEvent, match=r"^time: "):
+        validator(1024).validate(event)
+
+
+@pytest.mark.parametrize("event_id", ["", "\U0001f45c" * 10, "a b", "x" * 65])
+def test_event_id_is_a_short_ascii_token(event_id: str) -> None:
+    event = load_event("product_sold")
+    event["id"] = event_id
+    with pytest.raises(InvalidSaleEvent, match=r"^id: "):
+        validator(1024).validate(event)
