@@ -7,6 +7,8 @@ bound to the embedded backend or to ``endpoint_url``: nothing here can reach a r
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import uuid
@@ -130,7 +132,7 @@ class EmbeddedAws:
             messages = batch.get("Messages", [])
             if not messages:
                 return bodies
-            bodies.extend(json.loads(message["Body"]) for message in messages)
+            bodies.extend(_dead_letter(message["Body"]) for message in messages)
 
     def metric_names(self, namespace: str) -> set[str]:
         """The metric names CloudWatch holds in ``namespace`` (read back to prove the metrics landed)."""
@@ -159,6 +161,15 @@ class EmbeddedAws:
             target.write_bytes(self.get(key))
             count += 1
         return count
+
+
+def _dead_letter(body: str) -> dict[str, Any]:
+    """A DLQ message with its event restored: the fan-out gzips an event too large for one message."""
+    message: dict[str, Any] = json.loads(body)
+    packed = message.pop("eventGzipBase64", None)
+    if packed is not None:
+        message["event"] = json.loads(gzip.decompress(base64.b64decode(packed)))
+    return message
 
 
 def safe_path(root: Path, key: str) -> Path:

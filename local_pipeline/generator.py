@@ -16,13 +16,13 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import pipeline_config
+from fanout_lambda.schemas import sale_event_schema
 
-__all__ = ["BurstSpec", "GeneratedEvent", "Kind", "events_from_file", "generate", "sale_event_schema"]
+__all__ = ["BurstSpec", "GeneratedEvent", "GeneratorOutOfDateError", "Kind", "events_from_file", "generate"]
 
 Kind = Literal["valid", "retry", "republish", "invalid", "unmatched", "file"]
 
@@ -45,11 +45,8 @@ INVALID_CASES: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
 )
 
 
-def sale_event_schema() -> dict[str, Any]:
-    """The fan-out's sale event JSON Schema (the generator reads field names and bounds from it)."""
-    text = resources.files("fanout_lambda").joinpath("schemas", "sale_event.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+class GeneratorOutOfDateError(RuntimeError):
+    """The sale event schema gained or lost a field the generator does not produce."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +83,7 @@ def generate(spec: BurstSpec) -> list[GeneratedEvent]:
     pattern = pipeline_config.load()["event_pattern"]
     dimension = pipeline_config.embedding_dimension()
     kinds = _kinds(spec, rng)
+    schema_fields = set(sale_event_schema()["properties"]["detail"]["properties"])
     start_ms = int(spec.start.timestamp() * 1000)
     step = spec.burst_seconds * 1000 / max(len(kinds), 1)
     out: list[GeneratedEvent] = []
@@ -97,6 +95,8 @@ def generate(spec: BurstSpec) -> list[GeneratedEvent]:
             generated = _duplicate(original, kind, arrival, rng)
         else:
             detail = _detail(index, spec, rng, dimension)
+            if set(detail) != schema_fields:
+                raise GeneratorOutOfDateError(f"schema fields {sorted(schema_fields ^ set(detail))} differ")
             event = _envelope(detail, arrival, rng, pattern)
             generated = GeneratedEvent(event, "valid", arrival)
             if kind == "invalid":

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 from pathlib import Path
 
 import pytest
 
-from local_pipeline.aws import ResourceNames, UnsafeKeyError, safe_path
+from local_pipeline.aws import ResourceNames, UnsafeKeyError, _dead_letter, safe_path
 from local_pipeline.context import LambdaContext
 
 
@@ -37,3 +40,16 @@ def test_the_lambda_context_has_what_powertools_reads() -> None:
         assert getattr(context, attribute)
     assert context.invoked_function_arn == "arn:aws:lambda:eu-west-1:123456789012:function:fn"
     assert context.get_remaining_time_in_millis() == context.timeout_ms
+
+
+def test_a_dead_letter_too_large_for_sqs_is_unpacked_back_to_its_event() -> None:
+    packed = base64.b64encode(gzip.compress(json.dumps({"id": "e1"}).encode())).decode()
+    body = json.dumps(
+        {"errorType": "InvalidSaleEvent", "error": {"field": "f"}, "eventId": "e1", "eventGzipBase64": packed}
+    )
+    assert _dead_letter(body) == {
+        "errorType": "InvalidSaleEvent",
+        "error": {"field": "f"},
+        "eventId": "e1",
+        "event": {"id": "e1"},
+    }

@@ -7,9 +7,10 @@ import pytest
 
 import pipeline_config
 from fanout_lambda.errors import InvalidSaleEvent
+from fanout_lambda.schemas import sale_event_schema
 from fanout_lambda.validation import validator
 from local_pipeline.eventbridge import matches
-from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate, sale_event_schema
+from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate
 
 SPEC = BurstSpec(events=300, seed=3)
 VALIDATOR = validator(pipeline_config.embedding_dimension())
