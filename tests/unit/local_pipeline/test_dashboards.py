@@ -50,20 +50,23 @@ def test_the_deduplicated_view_runs_first() -> None:
 
 
 def test_dashboards_read_through_the_deduplicated_view(tmp_path: Path) -> None:
-    # GIVEN the same event delivered twice (in two objects) and one other event
+    # GIVEN the same event delivered twice (in two objects), the same sale re-published under a new event id
+    # after a failed first attempt, and one other sale
     write_object(tmp_path, "t1", 2025, 12, "a", [row(event_id="e1", sale_price=80.0, listed_price=100.0)])
     write_object(tmp_path, "t1", 2025, 12, "b", [row(event_id="e1", sale_price=80.0, listed_price=100.0)])
+    republished = row(event_id="e1-again", event_time="2026-01-15 09:05:00.000", sale_price=80.0)
+    write_object(tmp_path, "t1", 2025, 12, "d", [republished])
     write_object(
         tmp_path,
         "t2",
         2026,
         1,
         "c",
-        [row(event_id="e2", sale_price=50.0, listed_price=100.0, sold_date="2026-01-03", season="Q1")],
+        [row(event_id="e2", sale_id="s2", sale_price=50.0, listed_price=100.0, sold_date="2026-01-03", season="Q1")],
     )
     # WHEN the dashboards run
     results = run(tmp_path)
-    # THEN each event counts once, in its own tenant/year/month
+    # THEN each sale counts once, in its own tenant/year/month
     revenue = results["sales_revenue_by_tenant_brand_category_month"]
     assert [(r["tenant_id"], r["year"], r["month"], r["sales"], r["revenue"]) for r in revenue] == [
         ("t1", 2025, 12, 1, 80.0),
