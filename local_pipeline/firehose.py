@@ -19,6 +19,7 @@ no wall-clock time. ``AWS/Firehose`` metrics are put to CloudWatch (if a client 
 from __future__ import annotations
 
 import base64
+import binascii
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -62,11 +63,17 @@ _MESSAGES = {
         " Ids for each record."
     ),
     "Lambda.ProcessingFailedStatus": "The Lambda function returned the ProcessingFailed status for the record.",
-    "Lambda.InvalidResult": "The Lambda function returned a result other than Ok, Dropped or ProcessingFailed.",
+    # Lambda.InvalidResult is this runtime's own code (AWS documents no code for these cases): a result other than
+    # Ok/Dropped/ProcessingFailed, or an Ok entry whose data is not base64 or whose partitionKeys are not a map
+    # of strings to strings.
+    "Lambda.InvalidResult": (
+        "The Lambda function returned an invalid record result: a result other than Ok, Dropped or"
+        " ProcessingFailed, data that is not valid base64, or partitionKeys that are not a map of strings."
+    ),
     "DynamicPartitioning.PartitionKeyMissing": (
         "The Lambda function returned the record without a partition key the S3 prefix refers to."
     ),
-    "PartitionCountExceeded": "The number of active partitions exceeded the limit of the delivery stream.",
+    "PartitionCountExceeded": "The number of active partitions has exceeded the configured limit",
 }
 
 _NOT_OK = {
@@ -326,25 +333,30 @@ class LocalDeliveryStream:
             return None
         return dict(response)
 
-    def _route(self, batch: Sequence[_Incoming], results: Sequence[Mapping[str, Any]]) -> None:
+    def _route(self, batch: Sequence[_Incoming], results: Sequence[Any]) -> None:
         by_id: dict[str, Mapping[str, Any]] = {}
         duplicated: set[str] = set()
         for result in results:
-            record_id = str(result.get("recordId"))
+            # An entry that is not an object with a string recordId cannot be matched to a record: the record it
+            # was meant for is then missing from the response (Lambda.MissingRecordId), as in the service.
+            if not isinstance(result, Mapping) or not isinstance(result.get("recordId"), str):
+                continue
+            record_id = result["recordId"]
             if record_id in by_id:
                 duplicated.add(record_id)
             by_id[record_id] = result
         failures: dict[str, list[_Incoming]] = {}
-        ok_records = ok_bytes = 0
+        succeeded_records = succeeded_bytes = 0
         for item in batch:
             code = self._route_one(item, by_id.get(item.record_id), item.record_id in duplicated)
-            if code is None:
-                ok_records += 1
-                ok_bytes += len(item.data)
-            elif code != "Dropped":
+            if code is None or code == "Dropped":
+                # SucceedProcessing counts every record the function processed successfully: Ok and Dropped.
+                succeeded_records += 1
+                succeeded_bytes += len(item.data)
+            if code is not None and code != "Dropped":
                 failures.setdefault(code, []).append(item)
-        self._metric("SucceedProcessing.Records", ok_records, "Count")
-        self._metric("SucceedProcessing.Bytes", ok_bytes, "Bytes")
+        self._metric("SucceedProcessing.Records", succeeded_records, "Count")
+        self._metric("SucceedProcessing.Bytes", succeeded_bytes, "Bytes")
         for code, items in failures.items():
             self._fail(items, code, 1)
 
@@ -357,12 +369,14 @@ class LocalDeliveryStream:
             if outcome == "Dropped":
                 self.stats.records_dropped += 1
             return _NOT_OK.get(str(outcome), "Lambda.InvalidResult")
-        raw_keys = (result.get("metadata") or {}).get("partitionKeys") or {}
-        keys = {str(k): str(v) for k, v in raw_keys.items()}
+        keys = _partition_keys(result.get("metadata"))
+        data = _decoded(result.get("data"))
+        if keys is None or data is None:
+            return "Lambda.InvalidResult"
         if any(name not in keys for name in self._key_names):
             return "DynamicPartitioning.PartitionKeyMissing"
         self.stats.records_ok += 1
-        self._buffer(item, base64.b64decode(result.get("data") or ""), keys)
+        self._buffer(item, data, keys)
         return None
 
     def _fail(self, items: Sequence[_Incoming], code: str, attempts: int) -> None:
@@ -426,7 +440,7 @@ class LocalDeliveryStream:
         if converted.parquet is None:
             return
         body = converted.parquet
-        self._put_object(prefix, body)
+        self._put_object(prefix, body, self.config.file_extension)
         self.stats.rows_delivered += converted.rows
         self.stats.objects_written += 1
         self.stats.partitions.add(prefix)
@@ -435,6 +449,8 @@ class LocalDeliveryStream:
         self._metric("DeliveryToS3.Bytes", len(body), "Bytes")
         self._metric("DeliveryToS3.ObjectCount", 1, "Count")
         self._metric("DeliveryToS3.DataFreshness", (self._clock.now_ms - oldest) / 1000, "Seconds")
+        # 0 on a normal delivery, 1 (in _buffer) when a record found the active-partition limit reached.
+        self._metric("PartitionCountExceeded", 0, "Count")
 
     def _conversion_failed(self, partition: _Partition, failures: Sequence[Any]) -> None:
         self.stats.conversion_failed += len(failures)
@@ -464,7 +480,9 @@ class LocalDeliveryStream:
             )
             self._metric("FailedConversion.Records", 1, "Count")
             self._metric("FailedConversion.Bytes", len(data), "Bytes")
-        self._write_errors(FORMAT_CONVERSION_FAILED, lines, min(partition.arrivals))
+        # The error object's !{timestamp:...} is evaluated on the oldest of the records it holds, as for any object.
+        oldest_failed = min(partition.arrivals[failure.index] for failure in failures)
+        self._write_errors(FORMAT_CONVERSION_FAILED, lines, oldest_failed)
 
     def _write_errors(self, error_type: str, lines: Sequence[Mapping[str, Any]], oldest_ms: int) -> None:
         prefix = evaluate(self.config.error_output_prefix, timestamp=_utc(oldest_ms), error_output_type=error_type)
@@ -472,13 +490,14 @@ class LocalDeliveryStream:
         self._put_object(prefix, body)
         self.stats.error_objects_written += 1
 
-    def _put_object(self, prefix: str, body: bytes) -> str:
+    def _put_object(self, prefix: str, body: bytes, file_extension: str = "") -> str:
+        """Write one object; error objects hold JSON lines, not Parquet, so they get no format extension."""
         key = object_key(
             prefix,
             stream_name=self.config.stream_name,
             stream_version=self.config.stream_version,
             delivered_at=_utc(self._clock.now_ms),
-            file_extension=self.config.file_extension,
+            file_extension=file_extension,
         )
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
         return key
@@ -515,6 +534,30 @@ def _valid_response(response: Any) -> bool:
         return False
     # The response of a real invocation is capped at 6 MB; a bigger one is a function error.
     return len(orjson.dumps(response)) <= LAMBDA_PAYLOAD_LIMIT
+
+
+def _partition_keys(metadata: Any) -> dict[str, str] | None:
+    """``metadata.partitionKeys`` as a dict, ``{}`` when absent, None when not a map of strings to strings."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        return None
+    raw = metadata.get("partitionKeys")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        return None
+    return dict(raw)
+
+
+def _decoded(data: Any) -> bytes | None:
+    """The record's ``data`` decoded, or None when it is not a string of valid base64."""
+    if not isinstance(data, str):
+        return None
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _utc(ms: int) -> datetime:

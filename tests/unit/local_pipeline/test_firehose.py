@@ -258,11 +258,76 @@ def test_a_transient_invocation_error_is_retried_and_nothing_is_lost() -> None:
     assert h.s3.under("errors/") == {}
 
 
-def test_a_response_that_is_not_the_firehose_shape_is_a_function_error() -> None:
-    h = Harness(lambda event, context: {"items": []})
+@pytest.mark.parametrize(
+    "response",
+    [{"items": []}, {"records": {"recordId": "x"}}, None, "not json", ["records"]],
+    ids=["no-records", "records-not-a-list", "null", "a-string", "a-list"],
+)
+def test_a_response_that_is_not_the_firehose_shape_is_a_function_error(response: Any) -> None:
+    h = Harness(lambda event, context: response)
     h.put(record("a"))
     h.stream.close()
-    assert [line["errorCode"] for line in h.s3.error_lines("processing-failed")] == ["Lambda.FunctionError"]
+    lines = h.s3.error_lines("processing-failed")
+    assert [line["errorCode"] for line in lines] == ["Lambda.FunctionError"]
+    assert lines[0]["attemptsMade"] == CONFIG.processor_number_of_retries + 1
+    assert len(h.calls) == CONFIG.processor_number_of_retries + 1
+
+
+def entry_rewriter(bad: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+    """ok_transform, with the entry of the record whose event id is "bad" replaced by ``bad(entry)``."""
+    good = ok_transform()
+
+    def transform(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = good(event, context)
+        by_id = {r["recordId"]: r for r in event["records"]}
+        response["records"] = [
+            bad(entry)
+            if orjson.loads(base64.b64decode(by_id[entry["recordId"]]["data"]))["event_id"] == "bad"
+            else entry
+            for entry in response["records"]
+        ]
+        return response
+
+    return transform
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (lambda entry: "not an object", "Lambda.MissingRecordId"),
+        (lambda entry: [entry], "Lambda.MissingRecordId"),
+        (lambda entry: {**entry, "recordId": 12}, "Lambda.MissingRecordId"),
+        (lambda entry: {**entry, "data": "***not base64***"}, "Lambda.InvalidResult"),
+        (lambda entry: {**entry, "data": entry["data"][:-3]}, "Lambda.InvalidResult"),
+        (lambda entry: {**entry, "data": None}, "Lambda.InvalidResult"),
+        (lambda entry: {**entry, "metadata": {"partitionKeys": [["tenant_id", "t1"]]}}, "Lambda.InvalidResult"),
+        (
+            lambda entry: {**entry, "metadata": {"partitionKeys": {"tenant_id": 1, "year": "2025"}}},
+            "Lambda.InvalidResult",
+        ),
+        (lambda entry: {**entry, "metadata": "tenant_id=t1"}, "Lambda.InvalidResult"),
+    ],
+    ids=[
+        "entry-a-string",
+        "entry-a-list",
+        "record-id-not-a-string",
+        "data-not-base64",
+        "data-truncated-base64",
+        "data-null",
+        "partition-keys-a-list",
+        "partition-key-not-a-string",
+        "metadata-not-an-object",
+    ],
+)
+def test_a_malformed_entry_fails_its_record_only(bad: Callable[[dict[str, Any]], Any], code: str) -> None:
+    h = Harness(entry_rewriter(bad))
+    h.put(record("good"), record("bad"), record("also-good"))
+    h.stream.close()
+    assert h.stream.stats.rows_delivered == 2
+    assert h.stream.stats.invocation_errors == 0
+    [line] = h.s3.error_lines("processing-failed")
+    assert line["errorCode"] == code
+    assert orjson.loads(base64.b64decode(line["rawData"]))["event_id"] == "bad"
 
 
 def test_ok_without_the_partition_keys_the_prefix_needs_fails() -> None:
@@ -350,6 +415,43 @@ def test_records_past_the_active_partition_limit_go_to_the_error_prefix() -> Non
     assert line["errorCode"] == "PartitionCountExceeded"
     names = [d["MetricName"] for call in h.cloudwatch.calls for d in call["MetricData"]]
     assert "PartitionCountExceeded" in names
+    exceeded = [
+        d["Value"]
+        for call in h.cloudwatch.calls
+        for d in call["MetricData"]
+        if d["MetricName"] == "PartitionCountExceeded"
+    ]
+    assert 1.0 in exceeded
+    assert line["errorMessage"] == "The number of active partitions has exceeded the configured limit"
+
+
+def test_partition_count_exceeded_is_zero_on_normal_deliveries() -> None:
+    h = Harness(ok_transform())
+    h.put(record("a", tenant="t1"), record("b", tenant="t2"))
+    h.stream.close()
+    values = [
+        d["Value"]
+        for call in h.cloudwatch.calls
+        for d in call["MetricData"]
+        if d["MetricName"] == "PartitionCountExceeded"
+    ]
+    assert values == [0.0, 0.0]
+
+
+def test_succeed_processing_counts_ok_and_dropped_records() -> None:
+    def transform(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = ok_transform()(event, context)
+        results = ["Ok", "Dropped", "ProcessingFailed"]
+        for entry, result in zip(response["records"], results, strict=True):
+            entry["result"] = result
+        return response
+
+    h = Harness(transform)
+    h.put(record("a"), record("b"), record("c"))
+    h.stream.close()
+    metrics = {d["MetricName"]: d["Value"] for call in h.cloudwatch.calls for d in call["MetricData"]}
+    assert metrics["SucceedProcessing.Records"] == 2
+    assert metrics["SucceedProcessing.Bytes"] == len(record("a")) + len(record("b"))
 
 
 def test_a_delivered_partition_frees_its_slot() -> None:
