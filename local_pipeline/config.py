@@ -37,8 +37,10 @@ class StreamConfig:
     glue_table: dict[str, Any] = field(repr=False)
     #: The stream version in object names; 1 for a stream that was never updated.
     stream_version: int = 1
-    #: Firehose appends nothing unless the destination sets ``FileExtension``.
-    file_extension: str = ""
+    #: With data format conversion to Parquet, Firehose appends ``.parquet`` to data objects (a ``FileExtension``
+    #: declared on the destination would override it; this stream declares none). See the "Configure Amazon S3
+    #: object name format" page of the Firehose developer guide.
+    file_extension: str = ".parquet"
 
     @classmethod
     def from_declarations(cls, stream_name: str = "sales-history-local") -> StreamConfig:

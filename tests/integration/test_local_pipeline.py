@@ -38,7 +38,7 @@ GLUE_TO_ARROW = {
     "timestamp": pa.timestamp("ms"),
     "array<float>": pa.list_(pa.float32()),
 }
-PARTITION_PATH = re.compile(r"^tenant_id=(?P<tenant>[^/]+)/year=(?P<year>\d{4})/month=(?P<month>\d{2})/[^/]+$")
+PARTITION_PATH = re.compile(r"^tenant_id=(?P<tenant>[^/]+)/year=(?P<year>\d{4})/month=(?P<month>\d{2})/[^/]+\.parquet$")
 
 
 @pytest.fixture(scope="module")

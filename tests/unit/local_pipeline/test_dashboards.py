@@ -22,7 +22,8 @@ def write_object(lake: Path, tenant: str, year: int, month: int, name: str, rows
     folder.mkdir(parents=True, exist_ok=True)
     body = ParquetConverter(TABLE).convert([orjson.dumps(r) + b"\n" for r in rows]).parquet
     assert body is not None
-    (folder / name).write_bytes(body)  # no extension, as Firehose names objects
+    # Firehose appends .parquet to the objects of a stream that converts to Parquet (the test names carry none).
+    (folder / f"{name}.parquet").write_bytes(body)
 
 
 def run(lake: Path) -> dict[str, list[dict[str, Any]]]:
