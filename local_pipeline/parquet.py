@@ -14,6 +14,7 @@ floats do not repeat, so a dictionary only adds size (REFERENCE.md measured ~50%
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,7 +33,11 @@ MALFORMED_DATA = "DataFormatConversion.MalformedData"
 
 _INT32 = (-(2**31), 2**31 - 1)
 _FLOAT32_MAX = 3.4028234663852886e38
-_TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z)?$")
+#: ``yyyy-MM-dd'T'HH:mm:ss[.S][Z]`` and Hive's ``yyyy-[M]M-[d]d HH:mm:ss[.S]`` (one-digit month and day allowed).
+_TIMESTAMP = re.compile(
+    r"^(?P<y>\d{4})-(?:(?P<M>\d{2})-(?P<d>\d{2})T|(?P<sM>\d{1,2})-(?P<sd>\d{1,2}) )"
+    r"(?P<H>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?P<f>\.\d{1,9})?Z?$"
+)
 _EPOCH_MILLIS_THRESHOLD = 10**11  # larger magnitudes are milliseconds (year 5138 in seconds)
 
 _SCALAR_TYPES: dict[str, pa.DataType] = {
@@ -102,7 +107,8 @@ class ParquetConverter:
         failures: list[ConversionFailure] = []
         for index, data in enumerate(records):
             try:
-                rows.extend(self.row_values(obj) for obj in _json_objects(data))
+                # A list, not a generator: a record whose second object fails must leave no row behind.
+                rows.extend([self.row_values(obj) for obj in _json_objects(data)])
             except _MisfitError as exc:
                 failures.append(ConversionFailure(index, MALFORMED_DATA, str(exc)))
         if not rows:
@@ -139,17 +145,48 @@ class ParquetConverter:
 
 
 def _json_objects(data: bytes) -> Iterable[Mapping[str, Any]]:
-    lines = [line for line in data.split(b"\n") if line.strip()]
-    if not lines:
+    """Every JSON object of a record, as Firehose's deserializer reads them: one object, objects one per line,
+    objects concatenated with nothing between them (``{"a":1}{"b":1}``) or spread over several lines."""
+    try:
+        single = orjson.loads(data)  # the common case, one object per record: the fast parser
+    except orjson.JSONDecodeError:
+        objects = _concatenated_json(data)
+    else:
+        objects = [single]
+    if not objects:
         raise _MisfitError("record holds no JSON object")
-    for line in lines:
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise _MisfitError(f"not JSON: {exc}") from exc
+    for obj in objects:
         if not isinstance(obj, dict):
             raise _MisfitError(f"expected a JSON object, got {type(obj).__name__}")
         yield obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _concatenated_json(data: bytes) -> list[Any]:
+    """Decode back-to-back JSON values, skipping the whitespace between them."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _MisfitError(f"not UTF-8 JSON: {exc}") from exc
+    values: list[Any] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position] in _JSON_WHITESPACE:
+            position += 1
+        if position == len(text):
+            return values
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError, as is a rejected NaN
+            raise _MisfitError(f"not JSON: {exc}") from exc
+        values.append(value)
 
 
 def _coercer(glue_type: str) -> Callable[[Any], Any]:
@@ -245,8 +282,10 @@ def _timestamp(value: Any) -> datetime:
     found = _TIMESTAMP.match(value.strip())
     if not found:
         raise ValueError(f"{value!r} is not a timestamp the OpenX SerDe accepts")
-    fraction = (found.group(3) or ".0")[1:7].ljust(6, "0")
-    return datetime.fromisoformat(f"{found.group(1)}T{found.group(2)}.{fraction}")
+    fraction = (found["f"] or ".0")[1:7].ljust(6, "0")
+    month, day = found["M"] or found["sM"], found["d"] or found["sd"]
+    parts = (found["y"], month, day, found["H"], found["m"], found["s"])
+    return datetime(*(int(part) for part in parts), int(fraction))  # raises ValueError for month 13, hour 25...
 
 
 _SCALAR_COERCERS: dict[str, Callable[[Any], Any]] = {

@@ -105,6 +105,9 @@ def test_a_value_that_does_not_fit_fails_only_its_record(column: str, value: Any
         ("2026-01-15T09:00:00Z", datetime(2026, 1, 15, 9)),
         ("2026-01-15T09:00:00.5Z", datetime(2026, 1, 15, 9, 0, 0, 500000)),
         ("2026-01-15 09:00:00", datetime(2026, 1, 15, 9)),
+        ("2026-1-5 09:00:00", datetime(2026, 1, 5, 9)),
+        ("2026-01-5 09:00:00.25", datetime(2026, 1, 5, 9, 0, 0, 250000)),
+        ("2026-1-15 09:00:00.123456789", datetime(2026, 1, 15, 9, 0, 0, 123000)),  # the column is timestamp(ms)
         (1768467600, datetime(2026, 1, 15, 9)),
         (1768467600000, datetime(2026, 1, 15, 9)),
     ],
@@ -120,7 +123,33 @@ def test_numbers_are_widened_and_numeric_strings_parsed() -> None:
     assert table.column("days_to_sell").to_pylist() == [7]
 
 
-@pytest.mark.parametrize("data", [b"not json\n", b"[1, 2]\n", b"\n"])
+@pytest.mark.parametrize("value", ["2026-1-5T09:00:00Z", "2026-13-01 09:00:00", "2026-01-15 9:00:00", "15/01/2026"])
+def test_timestamps_outside_those_formats_fail(value: str) -> None:
+    converted = ParquetConverter(TABLE).convert([encode(row(event_time=value))])
+    assert converted.rows == 0
+    assert "event_time" in converted.failures[0].message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"event_id": "a"}{"event_id": "b"}',
+        b'{"event_id": "a"}\n{"event_id": "b"}\n',
+        b'  {"event_id": "a"} \r\n\t{"event_id": "b"}',
+        b'{\n  "event_id": "a"\n}\n{\n  "event_id":\n    "b"\n}\n',
+    ],
+    ids=["concatenated", "newline-separated", "whitespace-between", "multi-line-objects"],
+)
+def test_a_record_may_hold_several_objects_concatenated_or_spread_over_lines(data: bytes) -> None:
+    converted = ParquetConverter(TABLE).convert([data])
+    assert converted.failures == []
+    assert read(converted.parquet).column("event_id").to_pylist() == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not json\n", b"[1, 2]\n", b"\n", b'{"event_id": "a"}[1]', b'{"event_id": "a"}{"event_id":', b'{"x": NaN}{}'],
+)
 def test_records_that_are_not_json_objects_fail(data: bytes) -> None:
     converted = ParquetConverter(TABLE).convert([data])
     assert converted.parquet is None
