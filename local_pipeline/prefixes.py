@@ -66,11 +66,17 @@ def _firehose_value(value: str, error_output_type: str | None, random_string: Ca
     raise PrefixEvaluationError(f"unknown firehose namespace value {value!r}")
 
 
+def _month(moment: datetime, run: int) -> str:
+    if run >= 3:  # MMM, MMMM, MMMMM are month names (Jan, January, J), not digits: refuse rather than misrender
+        raise PrefixEvaluationError(f"timestamp pattern {'M' * run!r} (month as text) is not supported; use MM")
+    return f"{moment.month:0{run}d}"
+
+
 # Java DateTimeFormatter letters this project needs; each maps to a strftime-like rendering.
 _JAVA_FIELDS: dict[str, Callable[[datetime, int], str]] = {
     "y": lambda t, n: f"{t.year % 100:02d}" if n == 2 else f"{t.year:0{n}d}",
     "u": lambda t, n: f"{t.year % 100:02d}" if n == 2 else f"{t.year:0{n}d}",
-    "M": lambda t, n: f"{t.month:0{n}d}",
+    "M": _month,
     "d": lambda t, n: f"{t.day:0{n}d}",
     "H": lambda t, n: f"{t.hour:0{n}d}",
     "m": lambda t, n: f"{t.minute:0{n}d}",

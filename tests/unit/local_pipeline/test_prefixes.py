@@ -71,6 +71,13 @@ def test_unknown_expressions_are_errors(prefix: str) -> None:
         evaluate(prefix, timestamp=MOMENT, error_output_type="x")
 
 
+@pytest.mark.parametrize("pattern", ["MMM", "MMMM", "MMMMM", "yyyy/MMM/dd"])
+def test_month_names_are_refused_not_rendered_as_digits(pattern: str) -> None:
+    with pytest.raises(PrefixEvaluationError, match="month as text"):
+        format_java_datetime(MOMENT, pattern)
+    assert format_java_datetime(MOMENT, "M/MM") == "1/01"
+
+
 def test_random_string_namespace() -> None:
     assert evaluate("!{firehose:random-string}/", timestamp=MOMENT, random_string=lambda: "abc") == "abc/"
 
