@@ -462,6 +462,8 @@ class LocalDeliveryStream:
                 {
                     "attemptsMade": 1,
                     "arrivalTimestamp": partition.arrivals[failure.index],
+                    # Capitalised, unlike the processing-failed envelope: the schema on AWS's "Handling errors
+                    # for data format conversion" page reads ErrorCode / ErrorMessage (checked again in review).
                     "ErrorCode": failure.error_code,
                     "ErrorMessage": failure.message,
                     "attemptEndingTimestamp": self._clock.now_ms,
