@@ -9,11 +9,14 @@ Lambda context, the transform with Firehose's transformation event. Their log li
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import sys
 import time
+import traceback
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ from fanout_lambda import handler as fanout_handler
 from fanout_lambda.settings import FanoutSettings
 from local_pipeline.aws import EmbeddedAws
 from local_pipeline.config import StreamConfig
-from local_pipeline.context import LambdaContext
+from local_pipeline.context import LambdaContext, function_arn
 from local_pipeline.dashboards import QueryResult, render, run_dashboards
 from local_pipeline.eventbridge import matches
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock, StreamStats
@@ -40,6 +43,8 @@ DEFAULT_EVENTS = 3000
 LAKE_MARKER = ".sales-pipeline-lake"
 #: Lambda's asynchronous invocation retries (EventBridge → Lambda): the first try plus two.
 ASYNC_ATTEMPTS = 3
+#: The local fan-out function's name (its ARN appears in on-failure destination records).
+FANOUT_FUNCTION = "sales-fanout-local"
 
 
 class RunError(RuntimeError):
@@ -80,6 +85,16 @@ class RunSummary:
     events: list[GeneratedEvent] = field(default_factory=list, repr=False)
 
     @property
+    def rejected_in_dlq(self) -> list[dict[str, Any]]:
+        """DLQ messages the fan-out wrote for events it rejected (not on-failure destination records)."""
+        return [m for m in self.dead_letters if "requestContext" not in m]
+
+    @property
+    def failed_in_dlq(self) -> list[dict[str, Any]]:
+        """On-failure destination records: events whose fan-out invocation failed every attempt."""
+        return [m for m in self.dead_letters if "requestContext" in m]
+
+    @property
     def sent(self) -> int:
         """Events the rule delivered to the fan-out."""
         return self.events_total - self.not_matched
@@ -118,8 +133,22 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
             firehose=stream,
             sqs=aws.client("sqs"),
         )
+        sqs = aws.client("sqs")
+
+        def on_failure(record: dict[str, Any]) -> None:
+            # The fan-out's on-failure destination is its DLQ (the same queue Terraform wires as the destination).
+            sqs.send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(record, default=repr))
+
         try:
-            _publish(events, config, stream, summary, progress=_progress(out, len(events)))
+            _publish(
+                events,
+                config,
+                stream,
+                summary,
+                progress=_progress(out, len(events)),
+                on_failure=on_failure,
+                fanout_arn=function_arn(FANOUT_FUNCTION, options.region),
+            )
         finally:
             fanout_handler.reset()
         # Let the buffering interval elapse after the last event, then flush what is left.
@@ -153,28 +182,58 @@ def _publish(
     config: StreamConfig,
     stream: LocalDeliveryStream,
     summary: RunSummary,
+    *,
     progress: Callable[[int, RunSummary], None],
+    on_failure: Callable[[dict[str, Any]], None],
+    fanout_arn: str,
 ) -> None:
     for index, generated in enumerate(events, start=1):
         stream.advance_to(generated.arrival_ms)
         if not matches(config.event_pattern, generated.event):
             summary.not_matched += 1
         else:
-            outcome = _invoke_fanout(generated.event)
+            outcome = _invoke_fanout(generated.event, on_failure, fanout_arn)
             summary.outcomes[outcome] += 1
         progress(index, summary)
 
 
-def _invoke_fanout(event: dict[str, Any]) -> str:
-    """Invoke as Lambda's async invocation does: retry a raising handler, then give up (on-failure)."""
+def _invoke_fanout(event: dict[str, Any], on_failure: Callable[[dict[str, Any]], None], fanout_arn: str) -> str:
+    """Invoke as Lambda's async invocation does: retry a raising handler, then hand the event to the on-failure
+    destination (the DLQ) with Lambda's invocation record around it."""
+    error: Exception | None = None
     for _attempt in range(ASYNC_ATTEMPTS):
-        context = LambdaContext("sales-fanout-local")
+        context = LambdaContext(FANOUT_FUNCTION)
         try:
             response = fanout_handler.lambda_handler(event, context)
-        except Exception:  # noqa: S112 - the handler raising is Lambda's cue to retry
+        except Exception as exc:  # the handler raising is Lambda's cue to retry
+            error = exc
             continue
         return str(response.get("outcome", "unknown"))
+    failure = error if error is not None else RuntimeError("no attempt was made")
+    on_failure(destination_record(event, failure, attempts=ASYNC_ATTEMPTS, function_arn=fanout_arn))
     return "failed"
+
+
+def destination_record(event: Any, error: BaseException, *, attempts: int, function_arn: str) -> dict[str, Any]:
+    """The record Lambda sends an asynchronous invocation's on-failure destination after the last retry
+    (AWS Lambda guide, "Capturing records of Lambda asynchronous invocations": example invocation record)."""
+    return {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "stackTrace": traceback.format_exception(error)[1:],
+        },
+    }
 
 
 def _fanout_settings(aws: EmbeddedAws, config: StreamConfig) -> FanoutSettings:
@@ -260,8 +319,9 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  events sent to fan-out  {summary.sent:>8}",
         f"  processed (new sales)   {outcomes['processed']:>8}",
         f"  duplicates skipped      {outcomes['duplicate']:>8}   (retried deliveries and re-published sales)",
-        f"  events rejected         {outcomes['rejected']:>8}   (in the DLQ: {len(summary.dead_letters)})",
-        f"  fan-out failures        {outcomes['failed']:>8}   (after {ASYNC_ATTEMPTS} attempts)",
+        f"  events rejected         {outcomes['rejected']:>8}   (in the DLQ: {len(summary.rejected_in_dlq)})",
+        f"  failed (in the DLQ)     {outcomes['failed']:>8}   (fan-out failed all {ASYNC_ATTEMPTS} attempts; "
+        f"destination records in the DLQ: {len(summary.failed_in_dlq)})",
         f"  firehose records in     {stats.incoming_records:>8}   ({stats.put_requests} PutRecordBatch calls)",
         f"  transform invocations   {stats.invocations:>8}   ({stats.invocation_errors} failed)",
         f"  processing failures     {stats.processing_failed:>8}",

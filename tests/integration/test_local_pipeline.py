@@ -74,6 +74,41 @@ def test_every_valid_unique_event_is_in_the_lake_exactly_once_in_its_partition(
         assert row["sold_date"].isoformat() == detail["soldDate"]
 
 
+def test_an_event_whose_fanout_fails_every_attempt_goes_to_the_dlq(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Firehose that is down: every PutRecordBatch raises, so every valid event's fan-out attempt fails
+    calls: list[int] = []
+
+    def down(self: LocalDeliveryStream, **kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        raise RuntimeError("firehose is down")
+
+    monkeypatch.setattr(LocalDeliveryStream, "put_record_batch", down)
+    # WHEN a burst runs
+    output = io.StringIO()
+    summary = run(RunOptions(events=30, seed=5, out=tmp_path / "lake", dashboards=False), out=output)
+    # THEN each such event is retried as Lambda retries async invocations, then lands in the DLQ as the
+    # on-failure destination's invocation record, and the summary counts it
+    kinds = Counter(g.kind for g in summary.events)
+    sent_valid = kinds["valid"] + kinds["retry"] + kinds["republish"]
+    assert summary.outcomes["failed"] == sent_valid
+    assert len(calls) == 3 * sent_valid
+    records = summary.failed_in_dlq
+    assert len(records) == sent_valid
+    assert len(summary.rejected_in_dlq) == kinds["invalid"]
+    expected = sorted(g.event["id"] for g in summary.events if g.kind in {"valid", "retry", "republish"})
+    assert sorted(r["requestPayload"]["id"] for r in records) == expected
+    for record in records:
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert record["requestContext"]["approximateInvokeCount"] == 3
+        assert record["requestContext"]["functionArn"].endswith(":function:sales-fanout-local:$LATEST")
+        assert record["responseContext"]["functionError"] == "Unhandled"
+        assert record["responsePayload"]["errorType"] == "RuntimeError"
+        assert record["responsePayload"]["errorMessage"] == "firehose is down"
+    assert f"failed (in the DLQ)     {sent_valid:>8}" in output.getvalue()
+
+
 def test_duplicates_are_skipped_and_nothing_else_is_lost(burst_run: tuple[RunSummary, Path]) -> None:
     summary, _ = burst_run
     kinds = Counter(g.kind for g in summary.events)
@@ -122,7 +157,9 @@ def test_the_lake_is_mirrored_with_the_bucket_key_layout(burst_run: tuple[RunSum
     summary, out = burst_run
     mirrored = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name[0] != ".")
     assert mirrored == sorted(summary.lake_keys + summary.error_keys)
-    assert all(re.search(r"/sales-history-local-1-\d{4}(-\d{2}){5}-[0-9a-f-]{36}$", k) for k in summary.lake_keys)
+    assert all(
+        re.search(r"/sales-history-local-1-\d{4}(-\d{2}){5}-[0-9a-f-]{36}\.parquet$", k) for k in summary.lake_keys
+    )
 
 
 def test_dashboards_count_each_sale_once(burst_run: tuple[RunSummary, Path]) -> None:
