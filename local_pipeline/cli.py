@@ -27,20 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
         "EventBridge pattern, the fan-out Lambda, the local Firehose and the transform Lambda into a Parquet "
         "lake, print a summary, mirror the lake to --out and print the dashboard queries' results.",
     )
-    run.add_argument(
+    # A generated burst's size and an events file exclude each other: -n with --events is refused, not ignored.
+    source = run.add_mutually_exclusive_group()
+    source.add_argument(
         "--events",
         dest="events_file",
         type=Path,
         metavar="FILE",
-        help="JSONL file, one EventBridge event per line, instead of a generated burst",
+        help="JSONL file, one EventBridge event per line, instead of a generated burst (excludes -n)",
     )
-    run.add_argument(
+    source.add_argument(
         "-n",
         "--count",
         dest="count",
         type=_positive,
-        default=DEFAULT_EVENTS,
-        help="number of events to generate (default: %(default)s)",
+        default=None,
+        help=f"number of events to generate (default: {DEFAULT_EVENTS})",
     )
     run.add_argument("--seed", type=int, default=7, help="seed of the generated burst (default: %(default)s)")
     run.add_argument(
@@ -75,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sales-pipeline`` console script."""
     args = build_parser().parse_args(argv)
-    from local_pipeline.runner import RunError, RunOptions, run  # noqa: PLC0415 - see build_parser
+    from local_pipeline.runner import DEFAULT_EVENTS, RunError, RunOptions, run  # noqa: PLC0415 - see build_parser
 
     options = RunOptions(
-        events=args.count,
+        events=args.count if args.count is not None else DEFAULT_EVENTS,
         seed=args.seed,
         events_file=args.events_file,
         endpoint_url=args.endpoint_url,

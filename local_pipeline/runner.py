@@ -163,7 +163,6 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
         summary.error_keys = [k for k in keys if not k.startswith(config.table_prefix)]
         summary.mirrored = aws.mirror(lake)
     summary.seconds = time.perf_counter() - started
-    (lake / LAKE_MARKER).write_text("written by sales-pipeline run; safe to delete\n", encoding="utf-8")
     print(format_summary(summary, lake, config.active_partitions_limit), file=out)
     if options.dashboards and summary.lake_keys:
         summary.dashboards = run_dashboards(
@@ -265,6 +264,8 @@ def _prepare_out(out: Path) -> Path:
             raise RunError(f"--out {out} is not empty and was not written by sales-pipeline; choose another folder")
         shutil.rmtree(lake)
     lake.mkdir(parents=True)
+    # Marked at once: a run that fails half-way leaves a folder the next run may still replace.
+    (lake / LAKE_MARKER).write_text("written by sales-pipeline run; safe to delete\n", encoding="utf-8")
     return lake
 
 

@@ -34,3 +34,24 @@ def test_a_foreign_out_folder_is_refused_with_a_clear_error(tmp_path: Path, caps
     assert main(["run", "-n", "1", "--out", str(tmp_path)]) == 2
     assert "not empty and was not written by sales-pipeline" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "-n", "5", "--events", "e.jsonl"], ["run", "--events", "e.jsonl", "--count", "5"]]
+)
+def test_a_count_with_an_events_file_is_refused_not_ignored(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_lake_folder_is_marked_as_soon_as_it_is_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "lake"
+    missing = tmp_path / "no-such-events.jsonl"
+    assert main(["run", "--events", str(missing), "--out", str(out)]) == 2  # fails after the folder was made
+    assert (out / ".sales-pipeline-lake").exists()
+    assert main(["run", "--events", str(missing), "--out", str(out)]) == 2
+    assert "cannot read events" in capsys.readouterr().err  # not "not written by sales-pipeline"
