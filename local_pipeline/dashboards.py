@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import sqlglot
 
-__all__ = ["QUERIES_DIR", "QueryResult", "load_queries", "render", "run_dashboards", "translate"]
+__all__ = ["QUERIES_DIR", "QueryResult", "connect", "load_queries", "render", "run_dashboards", "translate"]
 
 #: Beside the packages in the repository (the folder Terraform reads too).
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "athena_queries"
@@ -49,6 +49,33 @@ def load_queries(queries_dir: Path = QUERIES_DIR) -> list[tuple[str, str]]:
     return sorted(queries, key=lambda item: (not _creates_view(item[1]), item[0]))
 
 
+def connect(
+    lake_dir: Path,
+    *,
+    table_name: str,
+    table_prefix: str,
+    partition_keys: Sequence[Mapping[str, Any]],
+    queries_dir: Path = QUERIES_DIR,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection where the lake under ``lake_dir/table_prefix`` is ``table_name`` and every view file
+    (``CREATE VIEW``, e.g. ``sales_history_dedup``) is defined: what the dashboards, and the tests, query."""
+    connection = duckdb.connect()
+    try:
+        hive_types = ", ".join(f"'{key['name']}': '{_DUCKDB_TYPES[key['type']]}'" for key in partition_keys)
+        files = (lake_dir / table_prefix).as_posix().rstrip("/") + "/**"
+        connection.execute(
+            f"CREATE VIEW {table_name} AS SELECT * FROM read_parquet('{files}', "  # noqa: S608 - our own config
+            f"hive_partitioning = true, hive_types = {{{hive_types}}})"
+        )
+        for _name, sql in load_queries(queries_dir):
+            if _creates_view(sql):
+                connection.execute(translate(sql))
+    except Exception:
+        connection.close()
+        raise
+    return connection
+
+
 def run_dashboards(
     lake_dir: Path,
     *,
@@ -58,19 +85,19 @@ def run_dashboards(
     queries_dir: Path = QUERIES_DIR,
 ) -> list[QueryResult]:
     """Expose the lake under ``lake_dir/table_prefix`` as ``table_name``, then run every query file."""
-    connection = duckdb.connect()
+    connection = connect(
+        lake_dir,
+        table_name=table_name,
+        table_prefix=table_prefix,
+        partition_keys=partition_keys,
+        queries_dir=queries_dir,
+    )
     try:
-        hive_types = ", ".join(f"'{key['name']}': '{_DUCKDB_TYPES[key['type']]}'" for key in partition_keys)
-        files = (lake_dir / table_prefix).as_posix().rstrip("/") + "/**"
-        connection.execute(
-            f"CREATE VIEW {table_name} AS SELECT * FROM read_parquet('{files}', "  # noqa: S608 - our own config
-            f"hive_partitioning = true, hive_types = {{{hive_types}}})"
-        )
         results = []
         for name, sql in load_queries(queries_dir):
-            cursor = connection.execute(translate(sql))
             if _creates_view(sql):
                 continue
+            cursor = connection.execute(translate(sql))
             columns = [column[0] for column in cursor.description or []]
             results.append(QueryResult(name, columns, cursor.fetchall()))
         return results

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+import shutil
 import socket
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ import glue_schemas
 import pipeline_config
 from local_pipeline.aws import EmbeddedAws
 from local_pipeline.config import StreamConfig
+from local_pipeline.dashboards import connect
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock
 from local_pipeline.runner import RunOptions, RunSummary, run
 from tests.support import load_event
@@ -72,6 +74,38 @@ def test_every_valid_unique_event_is_in_the_lake_exactly_once_in_its_partition(
         assert where["tenant"] == detail["tenantId"]
         assert (where["year"], where["month"]) == tuple(detail["soldDate"].split("-")[:2])
         assert row["sold_date"].isoformat() == detail["soldDate"]
+
+
+def test_a_firehose_duplicate_is_counted_once_by_the_deduplicated_view(
+    burst_run: tuple[RunSummary, Path], tmp_path: Path
+) -> None:
+    # GIVEN the lake after Firehose delivered every object twice (at-least-once: a retried S3 write lands the
+    # same records again under a new object name in the same partition)
+    summary, out = burst_run
+    lake = tmp_path / "lake"
+    shutil.copytree(out / PREFIX, lake / PREFIX)
+    objects = list((lake / PREFIX).rglob("*.parquet"))
+    assert objects
+    for path in objects:
+        shutil.copyfile(path, path.with_name(f"redelivered-{path.name}"))
+    unique = {g.event["id"]: g.event["detail"] for g in summary.events if g.kind == "valid"}
+    # WHEN the dashboards' DuckDB connection reads it
+    connection = connect(lake, table_name=TABLE["table"], table_prefix=PREFIX, partition_keys=TABLE["partition_keys"])
+    try:
+        raw = connection.execute(f"SELECT count(*) FROM {TABLE['table']}").fetchone()
+        rows = connection.execute(
+            "SELECT event_id, sale_id, tenant_id, year, month FROM sales_history_dedup"
+        ).fetchall()
+    finally:
+        connection.close()
+    # THEN the raw table holds every row twice, the view each valid unique sale exactly once in its partition
+    assert raw == (2 * len(unique),)
+    assert sorted(row[0] for row in rows) == sorted(unique)
+    assert len({row[1] for row in rows}) == len(rows)
+    for event_id, _sale_id, tenant, year, month in rows:
+        detail = unique[event_id]
+        assert tenant == detail["tenantId"]
+        assert (int(year), int(month)) == tuple(int(part) for part in detail["soldDate"].split("-")[:2])
 
 
 def test_an_event_whose_fanout_fails_every_attempt_goes_to_the_dlq(
