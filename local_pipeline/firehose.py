@@ -6,7 +6,9 @@ Path of a record, as in the service:
    is invoked with a batch no larger than the processor buffer size. Invocation errors are retried
    ``NumberOfRetries`` times; then every record of the batch fails with ``Lambda.FunctionError``.
 3. Each result is matched by record id: ``Ok`` goes on, ``Dropped`` is counted and discarded,
-   ``ProcessingFailed``, a missing id and a duplicated id go to the error prefix (``processing-failed``).
+   ``ProcessingFailed``, a missing id and a duplicated id go to the error prefix (``processing-failed``), as
+   does an ``Ok`` entry with invalid base64 data or partitionKeys that are not strings (``Lambda.InvalidResult``);
+   an entry that is not an object with a string ``recordId`` matches no record (``Lambda.MissingRecordId``).
 4. Dynamic partitioning evaluates the prefix with ``metadata.partitionKeys``; one buffer per partition, at
    most ``active_partitions_limit`` open at once (past it: error prefix, ``PartitionCountExceeded``).
 5. A partition buffer is delivered when its size or interval hint is met (and at :meth:`close`): records are
