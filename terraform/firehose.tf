@@ -4,6 +4,19 @@
 locals {
   # Firehose invokes this exact qualified ARN; the IAM policy grants exactly it.
   transform_processor_arn = "${aws_lambda_function.transform.arn}:$LATEST"
+
+  # The processor's buffer hints from pipeline.json. Firehose's documented defaults for a Lambda processor
+  # are listed so that a hint equal to its default is left out: the provider does not keep default-valued
+  # parameters in state, so sending them would show a change on every plan. Either way Firehose applies
+  # exactly pipeline.json's value.
+  processor_parameter_defaults = { BufferSizeInMBs = "1", BufferIntervalInSeconds = "60", NumberOfRetries = "3" }
+  processor_parameters = {
+    for name, value in {
+      BufferSizeInMBs         = tostring(local.firehose.processor_buffer_size_mib)
+      BufferIntervalInSeconds = tostring(local.firehose.processor_buffer_interval)
+      NumberOfRetries         = tostring(local.firehose.processor_retries)
+    } : name => value if value != local.processor_parameter_defaults[name]
+  }
 }
 
 resource "aws_cloudwatch_log_group" "firehose" {
@@ -53,17 +66,12 @@ resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
           parameter_name  = "LambdaArn"
           parameter_value = local.transform_processor_arn
         }
-        parameters {
-          parameter_name  = "BufferSizeInMBs"
-          parameter_value = tostring(local.firehose.processor_buffer_size_mib)
-        }
-        parameters {
-          parameter_name  = "BufferIntervalInSeconds"
-          parameter_value = tostring(local.firehose.processor_buffer_interval)
-        }
-        parameters {
-          parameter_name  = "NumberOfRetries"
-          parameter_value = tostring(local.firehose.processor_retries)
+        dynamic "parameters" {
+          for_each = local.processor_parameters
+          content {
+            parameter_name  = parameters.key
+            parameter_value = parameters.value
+          }
         }
       }
     }

@@ -48,12 +48,10 @@ resource "aws_lambda_function" "fanout" {
     }
   }
 
-  logging_config {
-    log_format = "Text" # Powertools Logger already writes JSON lines
-    log_group  = aws_cloudwatch_log_group.fanout.name
-  }
 
-  depends_on = [aws_iam_role_policy.fanout_logs]
+  # The log group above is the function's default one (/aws/lambda/<name>); creating it first gives it
+  # retention and encryption before Lambda would create it without either.
+  depends_on = [aws_cloudwatch_log_group.fanout, aws_iam_role_policy.fanout_logs]
 }
 
 resource "aws_lambda_function_event_invoke_config" "fanout" {
@@ -104,10 +102,6 @@ resource "aws_lambda_function" "transform" {
     }
   }
 
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.transform.name
-  }
 
-  depends_on = [aws_iam_role_policy.transform_logs]
+  depends_on = [aws_cloudwatch_log_group.transform, aws_iam_role_policy.transform_logs]
 }
