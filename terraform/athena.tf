@@ -16,7 +16,7 @@ resource "aws_athena_workgroup" "this" {
     publish_cloudwatch_metrics_enabled = true
 
     result_configuration {
-      output_location = "s3://${aws_s3_bucket.lake.id}/${local.athena_results_prefix}"
+      output_location = "s3://${aws_s3_bucket.lake.bucket}/${local.athena_results_prefix}"
 
       encryption_configuration {
         encryption_option = local.lake_kms_enabled ? "SSE_KMS" : "SSE_S3"

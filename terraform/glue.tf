@@ -18,7 +18,7 @@ locals {
       "projection.tenant_id.values" = join(",", var.tenant_ids)
     },
   )
-  lake_table_location = "s3://${aws_s3_bucket.lake.id}/${local.lake_table_prefix}"
+  lake_table_location = "s3://${aws_s3_bucket.lake.bucket}/${local.lake_table_prefix}"
 }
 
 resource "aws_glue_catalog_database" "this" {
@@ -37,7 +37,7 @@ resource "aws_glue_catalog_table" "sales_history" {
     "classification"            = "parquet"
     "parquet.compression"       = local.firehose.parquet_compression
     "projection.enabled"        = "true"
-    "storage.location.template" = "s3://${aws_s3_bucket.lake.id}/${local.lake_location_template}"
+    "storage.location.template" = "s3://${aws_s3_bucket.lake.bucket}/${local.lake_location_template}"
   })
 
   storage_descriptor {

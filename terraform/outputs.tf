@@ -10,7 +10,7 @@ output "lake_table_location" {
 
 output "firehose_error_prefix" {
   description = "Where Firehose puts records it could not transform, convert or partition (look here when the failure alarms fire)."
-  value       = "s3://${aws_s3_bucket.lake.id}/${local.error_prefix_root}"
+  value       = "s3://${aws_s3_bucket.lake.bucket}/${local.error_prefix_root}"
 }
 
 output "delivery_stream_name" {
