@@ -4,7 +4,17 @@ locals {
   build_dir              = "${path.module}/../.build"
   fanout_package_path    = coalesce(var.fanout_package_path, "${local.build_dir}/fanout_lambda.zip")
   transform_package_path = coalesce(var.transform_package_path, "${local.build_dir}/transform_lambda.zip")
-  metrics_namespace      = var.name_prefix
+
+  # Optional variables both handlers read. The Powertools service names and the default metrics namespace
+  # are the code's own (handler.py); only the namespace can be overridden here, e.g. to keep the metrics
+  # of two stages in one account apart.
+  lambda_common_environment = merge(
+    {
+      EMBEDDING_DIMENSION  = tostring(local.embedding_dimension)
+      POWERTOOLS_LOG_LEVEL = var.log_level
+    },
+    var.metrics_namespace == null ? {} : { POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace },
+  )
 }
 
 resource "aws_cloudwatch_log_group" "fanout" {
@@ -36,16 +46,12 @@ resource "aws_lambda_function" "fanout" {
 
   environment {
     # Names exactly as fanout_lambda/settings.py reads them (REQUIRED_VARIABLES) plus the optional ones.
-    variables = {
-      SALES_TABLE_NAME             = aws_dynamodb_table.sales.name
-      IDEMPOTENCY_TABLE_NAME       = aws_dynamodb_table.idempotency.name
-      DELIVERY_STREAM_NAME         = aws_kinesis_firehose_delivery_stream.sales_history.name
-      DEAD_LETTER_QUEUE_URL        = aws_sqs_queue.dead_letter.url
-      EMBEDDING_DIMENSION          = tostring(local.embedding_dimension)
-      POWERTOOLS_SERVICE_NAME      = "fanout"
-      POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
-      POWERTOOLS_LOG_LEVEL         = var.log_level
-    }
+    variables = merge(local.lambda_common_environment, {
+      SALES_TABLE_NAME       = aws_dynamodb_table.sales.name
+      IDEMPOTENCY_TABLE_NAME = aws_dynamodb_table.idempotency.name
+      DELIVERY_STREAM_NAME   = aws_kinesis_firehose_delivery_stream.sales_history.name
+      DEAD_LETTER_QUEUE_URL  = aws_sqs_queue.dead_letter.url
+    })
   }
 
 
@@ -94,12 +100,7 @@ resource "aws_lambda_function" "transform" {
   kms_key_arn      = aws_kms_key.this.arn
 
   environment {
-    variables = {
-      EMBEDDING_DIMENSION          = tostring(local.embedding_dimension)
-      POWERTOOLS_SERVICE_NAME      = "transform"
-      POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
-      POWERTOOLS_LOG_LEVEL         = var.log_level
-    }
+    variables = local.lambda_common_environment
   }
 
 

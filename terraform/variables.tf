@@ -329,6 +329,17 @@ variable "log_level" {
   }
 }
 
+variable "metrics_namespace" {
+  type        = string
+  default     = null
+  description = "POWERTOOLS_METRICS_NAMESPACE of both Lambdas (their EMF metrics: processed, duplicate, rejected, resends). null keeps the handlers' own default."
+
+  validation {
+    condition     = var.metrics_namespace == null || can(regex("^[A-Za-z0-9._/#:-]{1,255}$", coalesce(var.metrics_namespace, "x")))
+    error_message = "metrics_namespace must be 1-255 characters: letters, digits and . _ / # : -."
+  }
+}
+
 variable "log_retention_days" {
   type        = number
   default     = 30
