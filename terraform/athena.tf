@@ -27,7 +27,7 @@ resource "aws_athena_workgroup" "this" {
 }
 
 resource "aws_athena_named_query" "dashboard" {
-  for_each = local.athena_queries
+  for_each = var.athena_named_queries_enabled ? local.athena_queries : toset([])
 
   name        = trimsuffix(each.value, ".sql")
   description = "athena_queries/${each.value}"

@@ -184,6 +184,12 @@ variable "athena_results_expiration_days" {
   }
 }
 
+variable "athena_named_queries_enabled" {
+  type        = bool
+  default     = true
+  description = "Create one Athena named query per athena_queries/*.sql file. The offline test applies with false because moto 5.2 has no DeleteNamedQuery (destroy would fail); it checks the named queries in a plan instead."
+}
+
 variable "tenant_ids" {
   type        = list(string)
   default     = []
