@@ -1,0 +1,116 @@
+# Direct PUT stream → transform Lambda → Parquet (Glue schema) → S3, partitioned by the keys the transform
+# returns in metadata.partitionKeys. Keys come from the Lambda, so no MetadataExtraction (jq) processor is
+# needed, and no RecordDeAggregation either (the fan-out Lambda puts one JSON sale per record).
+locals {
+  # Firehose invokes this exact qualified ARN; the IAM policy grants exactly it.
+  transform_processor_arn = "${aws_lambda_function.transform.arn}:$LATEST"
+
+  # The processor's buffer hints from pipeline.json. Firehose's documented defaults for a Lambda processor
+  # are listed so that a hint equal to its default is left out: the provider does not keep default-valued
+  # parameters in state, so sending them would show a change on every plan. Either way Firehose applies
+  # exactly pipeline.json's value.
+  processor_parameter_defaults = { BufferSizeInMBs = "1", BufferIntervalInSeconds = "60", NumberOfRetries = "3" }
+  processor_parameters = {
+    for name, value in {
+      BufferSizeInMBs         = tostring(local.firehose.processor_buffer_size_mib)
+      BufferIntervalInSeconds = tostring(local.firehose.processor_buffer_interval)
+      NumberOfRetries         = tostring(local.firehose.processor_retries)
+    } : name => value if value != local.processor_parameter_defaults[name]
+  }
+}
+
+resource "aws_cloudwatch_log_group" "firehose" {
+  #checkov:skip=CKV_AWS_338:Retention is a variable (default 30 days): delivery error logs are operational.
+  name              = local.log_group_names.firehose
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+}
+
+resource "aws_cloudwatch_log_stream" "firehose_delivery" {
+  name           = "DestinationDelivery"
+  log_group_name = aws_cloudwatch_log_group.firehose.name
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
+  name        = local.names.delivery_stream
+  destination = "extended_s3"
+
+  server_side_encryption {
+    enabled  = true
+    key_type = "CUSTOMER_MANAGED_CMK"
+    key_arn  = aws_kms_key.this.arn
+  }
+
+  extended_s3_configuration {
+    role_arn            = aws_iam_role.firehose.arn
+    bucket_arn          = aws_s3_bucket.lake.arn
+    prefix              = local.firehose.prefix
+    error_output_prefix = local.firehose.error_output_prefix
+    buffering_size      = local.firehose.buffering_size_mib
+    buffering_interval  = local.firehose.buffering_interval_seconds
+    # Parquet compresses inside the file; the stream-level compression must stay UNCOMPRESSED.
+    compression_format = "UNCOMPRESSED"
+    custom_time_zone   = "UTC"
+
+    cloudwatch_logging_options {
+      enabled         = true
+      log_group_name  = aws_cloudwatch_log_group.firehose.name
+      log_stream_name = aws_cloudwatch_log_stream.firehose_delivery.name
+    }
+
+    processing_configuration {
+      enabled = true
+      processors {
+        type = "Lambda"
+        parameters {
+          parameter_name  = "LambdaArn"
+          parameter_value = local.transform_processor_arn
+        }
+        dynamic "parameters" {
+          for_each = local.processor_parameters
+          content {
+            parameter_name  = parameters.key
+            parameter_value = parameters.value
+          }
+        }
+      }
+    }
+
+    dynamic_partitioning_configuration {
+      enabled        = true
+      retry_duration = 300
+    }
+
+    data_format_conversion_configuration {
+      enabled = true
+      input_format_configuration {
+        deserializer {
+          open_x_json_ser_de {}
+        }
+      }
+      output_format_configuration {
+        serializer {
+          parquet_ser_de {
+            compression = local.firehose.parquet_compression
+          }
+        }
+      }
+      schema_configuration {
+        database_name = aws_glue_catalog_table.sales_history.database_name
+        table_name    = aws_glue_catalog_table.sales_history.name
+        role_arn      = aws_iam_role.firehose.arn
+        region        = local.region
+        catalog_id    = local.account_id
+        version_id    = "LATEST"
+      }
+    }
+  }
+
+  # The role's policies must exist before Firehose validates access at creation.
+  depends_on = [
+    aws_iam_role_policy.firehose_lake,
+    aws_iam_role_policy.firehose_transform,
+    aws_iam_role_policy.firehose_glue,
+    aws_iam_role_policy.firehose_logs,
+  ]
+}

@@ -1,0 +1,221 @@
+# Alarms to one SNS topic, and one dashboard: Firehose ingestion and delivery beside the two Lambdas and
+# the dead-letter queue.
+resource "aws_sns_topic" "alarms" {
+  name              = local.names.alarms_topic
+  kms_master_key_id = aws_kms_key.this.arn # a CMK: CloudWatch cannot publish to a topic under alias/aws/sns
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  arn    = aws_sns_topic.alarms.arn
+  policy = data.aws_iam_policy_document.alarms_topic.json
+}
+
+data "aws_iam_policy_document" "alarms_topic" {
+  statement {
+    sid       = "CloudWatchAlarmsOfThisAccountPublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  for_each  = toset(var.alarm_email_addresses)
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+locals {
+  firehose_dimensions = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.sales_history.name }
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+
+  # Single-metric alarms, one entry each. Firehose metrics are evaluated over 5 minutes (they are emitted
+  # per minute, but delivery happens per buffer); Lambda and SQS over 1 minute.
+  metric_alarms = merge(
+    {
+      "firehose-data-freshness" = {
+        description = "Oldest record in Firehose is older than the buffering interval: delivery to S3 is falling behind (AWS-recommended alarm)."
+        namespace   = "AWS/Firehose", metric = "DeliveryToS3.DataFreshness", statistic = "Maximum", period = 300
+        dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold"
+        threshold   = local.firehose.buffering_interval_seconds, missing = "notBreaching"
+      }
+      "firehose-throttled-records" = {
+        description = "Firehose throttled incoming records: the fan-out Lambda is resending (AWS-recommended alarm)."
+        namespace   = "AWS/Firehose", metric = "ThrottledRecords", statistic = "Sum", period = 300
+        dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+      }
+      "firehose-failed-conversion" = {
+        description = "Records failed Parquet conversion and went to the error prefix (format-conversion-failed): the transform output no longer matches the Glue table."
+        namespace   = "AWS/Firehose", metric = "FailedConversion.Records", statistic = "Sum", period = 300
+        dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+      }
+      "firehose-transform-failing" = {
+        description = "Transform Lambda invocations by Firehose are failing (ExecuteProcessing.Success below 1); records go to processing-failed after the retries."
+        namespace   = "AWS/Firehose", metric = "ExecuteProcessing.Success", statistic = "Average", period = 300
+        dimensions  = local.firehose_dimensions, comparison = "LessThanThreshold", threshold = 1, missing = "notBreaching"
+      }
+      "firehose-partition-count-exceeded" = {
+        description = "More active partitions than the stream's limit (pipeline.json active_partitions_limit); overflow records go to the error prefix. Ask AWS to raise ActivePartitionsLimit."
+        namespace   = "AWS/Firehose", metric = "PartitionCountExceeded", statistic = "Maximum", period = 300
+        dimensions  = local.firehose_dimensions, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
+      }
+      "dead-letter-queue-not-empty" = {
+        description = "Events in the dead-letter queue (invalid, undeliverable or failed after retries): look at them and replay."
+        namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", statistic = "Maximum", period = 60
+        dimensions  = { QueueName = aws_sqs_queue.dead_letter.name }, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+      }
+    },
+    merge([for key, fn in { fanout = aws_lambda_function.fanout, transform = aws_lambda_function.transform } : {
+      "${key}-lambda-errors" = {
+        description = "The ${key} Lambda raised errors (each is retried; persistent errors end in the DLQ or the Firehose error prefix)."
+        namespace   = "AWS/Lambda", metric = "Errors", statistic = "Sum", period = 60
+        dimensions  = { FunctionName = fn.function_name }, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+      }
+      "${key}-lambda-throttles" = {
+        description = "The ${key} Lambda was throttled (reserved or account concurrency reached)."
+        namespace   = "AWS/Lambda", metric = "Throttles", statistic = "Sum", period = 60
+        dimensions  = { FunctionName = fn.function_name }, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+      }
+    }]...),
+  )
+
+  # Incoming traffic against the stream's per-second quotas (AWS-recommended): the quota is itself a
+  # Firehose metric, so the alarm follows a raised quota without a change here.
+  incoming_limit_alarms = {
+    "firehose-incoming-records-near-limit"  = { metric = "IncomingRecords", limit = "RecordsPerSecondLimit" }
+    "firehose-incoming-bytes-near-limit"    = { metric = "IncomingBytes", limit = "BytesPerSecondLimit" }
+    "firehose-incoming-requests-near-limit" = { metric = "IncomingPutRequests", limit = "PutRequestsPerSecondLimit" }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.metric_alarms
+
+  alarm_name          = "${var.name_prefix}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  statistic           = each.value.statistic
+  period              = each.value.period
+  dimensions          = each.value.dimensions
+  comparison_operator = each.value.comparison
+  threshold           = each.value.threshold
+  evaluation_periods  = var.alarm_evaluation_periods
+  treat_missing_data  = each.value.missing
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
+  for_each = local.incoming_limit_alarms
+
+  alarm_name          = "${var.name_prefix}-${each.key}"
+  alarm_description   = "Firehose ${each.value.metric} per second is above ${var.incoming_limit_alarm_percent}% of ${each.value.limit}: batch more per call or ask AWS to raise the quota."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.incoming_limit_alarm_percent
+  evaluation_periods  = var.alarm_evaluation_periods
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "usage"
+    expression  = "100 * (incoming / 60) / limit"
+    label       = "${each.value.metric} as % of ${each.value.limit}"
+    return_data = true
+  }
+
+  metric_query {
+    id = "incoming"
+    metric {
+      namespace   = "AWS/Firehose"
+      metric_name = each.value.metric
+      stat        = "Sum"
+      period      = 60
+      dimensions  = local.firehose_dimensions
+    }
+  }
+
+  metric_query {
+    id = "limit"
+    metric {
+      namespace   = "AWS/Firehose"
+      metric_name = each.value.limit
+      stat        = "Minimum"
+      period      = 60
+      dimensions  = local.firehose_dimensions
+    }
+  }
+}
+
+locals {
+  stream_name = aws_kinesis_firehose_delivery_stream.sales_history.name
+  firehose_metric = {
+    for m in [
+      "IncomingRecords", "IncomingBytes", "IncomingPutRequests", "ThrottledRecords",
+      "RecordsPerSecondLimit", "BytesPerSecondLimit", "PutRequestsPerSecondLimit",
+      "DeliveryToS3.Records", "DeliveryToS3.Success", "DeliveryToS3.DataFreshness", "DeliveryToS3.ObjectCount",
+      "ExecuteProcessing.Success", "ExecuteProcessing.Duration", "SucceedProcessing.Records",
+      "SucceedConversion.Records", "FailedConversion.Records",
+      "PartitionCount", "PartitionCountExceeded", "ActivePartitionsLimit",
+    ] : m => ["AWS/Firehose", m, "DeliveryStreamName", local.stream_name]
+  }
+  lambda_names = [aws_lambda_function.fanout.function_name, aws_lambda_function.transform.function_name]
+
+  dashboard_widgets = [
+    { title = "Firehose: incoming", metrics = [for m in ["IncomingRecords", "IncomingPutRequests", "ThrottledRecords"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
+    { title = "Firehose: incoming vs per-second quota", metrics = [for m in ["RecordsPerSecondLimit", "PutRequestsPerSecondLimit", "BytesPerSecondLimit"] : local.firehose_metric[m]] },
+    { title = "Firehose: delivery to S3", metrics = [for m in ["DeliveryToS3.Records", "DeliveryToS3.ObjectCount"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
+    { title = "Firehose: data freshness (s) and delivery success", metrics = [for m in ["DeliveryToS3.DataFreshness", "DeliveryToS3.Success"] : concat(local.firehose_metric[m], [{ stat = "Maximum" }])] },
+    { title = "Firehose: transform Lambda", metrics = [for m in ["ExecuteProcessing.Success", "ExecuteProcessing.Duration", "SucceedProcessing.Records"] : local.firehose_metric[m]] },
+    { title = "Firehose: Parquet conversion", metrics = [for m in ["SucceedConversion.Records", "FailedConversion.Records"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
+    { title = "Firehose: partitions", metrics = [for m in ["PartitionCount", "PartitionCountExceeded", "ActivePartitionsLimit"] : concat(local.firehose_metric[m], [{ stat = "Maximum" }])] },
+    { title = "Lambdas: invocations, errors, throttles", metrics = flatten([for fn in local.lambda_names : [for m in ["Invocations", "Errors", "Throttles"] : ["AWS/Lambda", m, "FunctionName", fn, { stat = "Sum" }]]]) },
+    { title = "Lambdas: duration p95 (ms)", metrics = [for fn in local.lambda_names : ["AWS/Lambda", "Duration", "FunctionName", fn, { stat = "p95" }]] },
+    { title = "Lambdas: concurrency", metrics = [for fn in local.lambda_names : ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", fn, { stat = "Maximum" }]] },
+    { title = "Dead-letter queue", metrics = [for m in ["ApproximateNumberOfMessagesVisible", "NumberOfMessagesSent"] : ["AWS/SQS", m, "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Maximum" }]] },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = local.names.dashboard
+  dashboard_body = jsonencode({
+    widgets = concat(
+      [for i, w in local.dashboard_widgets : {
+        type   = "metric"
+        x      = (i % 3) * 8
+        y      = floor(i / 3) * 6
+        width  = 8
+        height = 6
+        properties = {
+          title   = w.title
+          region  = local.region
+          view    = "timeSeries"
+          stacked = false
+          period  = 60
+          metrics = w.metrics
+        }
+      }],
+      [{
+        type   = "alarm"
+        x      = 0
+        y      = ceil(length(local.dashboard_widgets) / 3) * 6
+        width  = 24
+        height = 4
+        properties = {
+          title  = "Pipeline alarms"
+          alarms = concat([for a in aws_cloudwatch_metric_alarm.this : a.arn], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.arn])
+        }
+      }],
+    )
+  })
+}

@@ -1,0 +1,109 @@
+output "lake_bucket_name" {
+  description = "S3 lake bucket: Parquet under the table prefix, Firehose errors under the error prefix, Athena results under athena-results/."
+  value       = aws_s3_bucket.lake.id
+}
+
+output "lake_table_location" {
+  description = "S3 location of the sales_history table (what DuckDB or Spark would read)."
+  value       = local.lake_table_location
+}
+
+output "firehose_error_prefix" {
+  description = "Where Firehose puts records it could not transform, convert or partition (look here when the failure alarms fire)."
+  value       = "s3://${aws_s3_bucket.lake.bucket}/${local.error_prefix_root}"
+}
+
+output "delivery_stream_name" {
+  description = "Firehose delivery stream the fan-out Lambda writes to (DELIVERY_STREAM_NAME)."
+  value       = aws_kinesis_firehose_delivery_stream.sales_history.name
+}
+
+output "delivery_stream_arn" {
+  description = "ARN of the Firehose delivery stream."
+  value       = aws_kinesis_firehose_delivery_stream.sales_history.arn
+}
+
+output "sales_table_name" {
+  description = "DynamoDB sales table (SALES_TABLE_NAME); GSI2 serves embedding queries."
+  value       = aws_dynamodb_table.sales.name
+}
+
+output "idempotency_table_name" {
+  description = "DynamoDB idempotency table of the fan-out Lambda (IDEMPOTENCY_TABLE_NAME)."
+  value       = aws_dynamodb_table.idempotency.name
+}
+
+output "dead_letter_queue_url" {
+  description = "SQS dead-letter queue (DEAD_LETTER_QUEUE_URL): invalid events, events EventBridge could not deliver and events that failed after Lambda's retries."
+  value       = aws_sqs_queue.dead_letter.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue."
+  value       = aws_sqs_queue.dead_letter.arn
+}
+
+output "event_rule_arn" {
+  description = "EventBridge rule that routes carousel.product.sold events to the fan-out Lambda."
+  value       = aws_cloudwatch_event_rule.product_sold.arn
+}
+
+output "event_bus_name" {
+  description = "Event bus producers publish to (PutEvents with source carousel.products, detail-type carousel.product.sold)."
+  value       = var.event_bus_name
+}
+
+output "fanout_lambda_name" {
+  description = "Fan-out Lambda function name."
+  value       = aws_lambda_function.fanout.function_name
+}
+
+output "transform_lambda_name" {
+  description = "Transform (Firehose processor) Lambda function name."
+  value       = aws_lambda_function.transform.function_name
+}
+
+output "glue_database_name" {
+  description = "Glue database of the lake (Athena database)."
+  value       = aws_glue_catalog_database.this.name
+}
+
+output "glue_table_name" {
+  description = "Glue table of the lake (partition projection on tenant_id/year/month)."
+  value       = aws_glue_catalog_table.sales_history.name
+}
+
+output "athena_workgroup_name" {
+  description = "Athena workgroup to run the dashboard queries in (results encrypted, configuration enforced)."
+  value       = aws_athena_workgroup.this.name
+}
+
+output "athena_named_query_ids" {
+  description = "Named query id per file in athena_queries/ (Athena console → Saved queries)."
+  value       = { for k, q in aws_athena_named_query.dashboard : k => q.id }
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies; subscribe e-mail, chat or paging here."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "alarm_names" {
+  description = "Names of the CloudWatch alarms (CloudWatch console → Alarms, filter by the name prefix)."
+  value       = concat([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.alarm_name])
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of Firehose delivery beside the Lambdas and the DLQ."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}
+
+output "dashboard_url" {
+  description = "Console URL of the CloudWatch dashboard."
+  value       = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards:name=${aws_cloudwatch_dashboard.this.dashboard_name}"
+}
+
+output "kms_key_arn" {
+  description = "KMS key encrypting the pipeline's data at rest (grant kms:Decrypt to readers of the lake when lake_sse_algorithm = aws:kms)."
+  value       = aws_kms_key.this.arn
+}
