@@ -284,8 +284,9 @@ def _timestamp(value: Any) -> datetime:
         raise ValueError(f"{value!r} is not a timestamp the OpenX SerDe accepts")
     fraction = (found["f"] or ".0")[1:7].ljust(6, "0")
     month, day = found["M"] or found["sM"], found["d"] or found["sd"]
-    parts = (found["y"], month, day, found["H"], found["m"], found["s"])
-    return datetime(*(int(part) for part in parts), int(fraction))  # raises ValueError for month 13, hour 25...
+    year, hour, minute, second = (int(found[name]) for name in ("y", "H", "m", "s"))
+    # raises ValueError for month 13, hour 25...
+    return datetime(year, int(month), int(day), hour, minute, second, int(fraction))
 
 
 _SCALAR_COERCERS: dict[str, Callable[[Any], Any]] = {

@@ -192,8 +192,7 @@ variable "athena_named_queries_enabled" {
 
 variable "tenant_ids" {
   type        = list(string)
-  default     = []
-  description = "Tenants for Athena partition projection. Empty (default): `tenant_id` is projected as `injected`, so every query must filter on tenant_id with = or IN. Non-empty: an `enum` of these tenants (queries may span tenants; a new tenant needs a re-apply)."
+  description = "Required: tenants for Athena partition projection. A list makes `tenant_id` an `enum`: queries may span tenants, as the dashboards in athena_queries/ do; a new tenant needs a re-apply. `[]` makes it `injected`: every query must filter tenant_id with = or IN, so the cross-tenant dashboards cannot run. No default, because the choice decides whether the dashboards work."
 
   validation {
     # RE2 has no look-ahead, so pipeline.json's tenant pattern is applied without its `(?!.*\.\.)` part and

@@ -126,6 +126,8 @@ def moto_variables(endpoint: str) -> dict[str, Any]:
         # moto 5.2 answers ListTagsForResource for an Athena workgroup with "Does Not Exist" unless the
         # workgroup has tags; the provider reads tags after creating it. Tags are good practice anyway.
         "tags": {"project": "carousel-sales-pipeline", "environment": "moto-test"},
+        # the injected projection here; test_terraform_variables covers the enum
+        "tenant_ids": [],
     }
 
 
