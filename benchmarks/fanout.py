@@ -6,9 +6,11 @@ import contextlib
 import io
 import logging
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,6 +28,23 @@ from tests.support import (
     load_event,
 )
 
+TERRAFORM_VARIABLES = Path(__file__).resolve().parents[1] / "terraform" / "variables.tf"
+
+
+def gsi2_projected_attributes() -> list[str]:
+    """The default INCLUDE list Terraform deploys for GSI2 (read from variables.tf, not restated)."""
+    text = TERRAFORM_VARIABLES.read_text()
+    block = re.search(r'variable "gsi2_projected_attributes" \{.*?default\s*=\s*\[(.*?)\]', text, re.S)
+    if block is None:
+        raise LookupError(f"no gsi2_projected_attributes default in {TERRAFORM_VARIABLES}")
+    return re.findall(r'"([^"]+)"', block.group(1))
+
+
+def gsi2_copy(item: dict[str, Any]) -> dict[str, Any]:
+    """What a GSI2 write stores: the table and index keys plus the projected attributes."""
+    keep = {"PK", "SK", "GSI2PK", "GSI2SK", *gsi2_projected_attributes()}
+    return {name: value for name, value in item.items() if name in keep}
+
 
 @dataclass(frozen=True)
 class FanoutCost:
@@ -33,6 +52,8 @@ class FanoutCost:
     calls_duplicate: dict[str, int]
     item_bytes: int
     item_write_units: int
+    gsi2_bytes: int
+    gsi2_write_units: int
     idempotency_write_units_new: int
     events_per_second: float
     events: int
@@ -103,6 +124,8 @@ def run(events: int = 400) -> FanoutCost:
         calls_duplicate=calls_duplicate,
         item_bytes=item_size_bytes(item),
         item_write_units=write_units(item),
+        gsi2_bytes=item_size_bytes(gsi2_copy(item)),
+        gsi2_write_units=write_units(gsi2_copy(item)),
         idempotency_write_units_new=2 * idempotency_units,
         events_per_second=events / elapsed,
         events=events,

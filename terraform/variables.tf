@@ -373,8 +373,8 @@ variable "transform_package_path" {
 # ---------------------------------------------------------------------------------------------------------
 variable "gsi2_projected_attributes" {
   type        = list(string)
-  default     = ["embedding", "saleId", "productId", "category", "brand", "condition", "salePrice", "listedPrice", "daysToSell", "soldDate"]
-  description = "Non-key attributes GSI2 (the embedding-query index) projects (INCLUDE). Every GSI2 write costs write units for the projected size, so only what an embedding query returns is copied; the embedding dominates that size."
+  default     = ["embedding", "saleId", "category", "brand", "condition", "salePrice", "listedPrice", "daysToSell"]
+  description = "Non-key attributes GSI2 (the embedding-query index) projects (INCLUDE). Every GSI2 write costs write units for the projected size, so only what an embedding query returns is copied; the embedding dominates that size. Tenant, product and sale date need no projection: an index always carries the table keys (PK, SK)."
 
   validation {
     condition     = length(var.gsi2_projected_attributes) > 0 && contains(var.gsi2_projected_attributes, "embedding")
