@@ -21,6 +21,8 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
+
 __all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError"]
 
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -93,31 +95,8 @@ class EmbeddedAws:
 
     def create_resources(self) -> None:
         """Create the tables, the dead-letter queue and the lake bucket the run writes to."""
-        dynamodb = self.client("dynamodb")
-        keys = ("PK", "SK", "GSI2PK", "GSI2SK")
-        dynamodb.create_table(
-            TableName=self.names.sales_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
-            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "GSI2",
-                    "KeySchema": [
-                        {"AttributeName": "GSI2PK", "KeyType": "HASH"},
-                        {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
-        dynamodb.create_table(
-            TableName=self.names.idempotency_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
-        self.queue_url = self.client("sqs").create_queue(QueueName=self.names.dead_letter_queue)["QueueUrl"]
+        create_tables(self.client("dynamodb"), self.names.sales_table, self.names.idempotency_table)
+        self.queue_url = create_dead_letter_queue(self.client("sqs"), self.names.dead_letter_queue)
         bucket: dict[str, Any] = {"Bucket": self.names.lake_bucket}
         if self.region != "us-east-1":
             bucket["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
@@ -178,3 +157,38 @@ def safe_path(root: Path, key: str) -> Path:
     if key.startswith("/") or not target.is_relative_to(root):
         raise UnsafeKeyError(f"S3 key {key!r} would be written outside {root}")
     return target
+
+
+def create_tables(dynamodb: Any, sales_table: str, idempotency_table: str) -> None:
+    """The sales table (PK/SK, GSI2 on GSI2PK/GSI2SK) and Powertools' idempotency table (``id``), as deployed."""
+    keys = ("PK", "SK", "GSI2PK", "GSI2SK")
+    dynamodb.create_table(
+        TableName=sales_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    dynamodb.create_table(
+        TableName=idempotency_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+
+
+def create_dead_letter_queue(sqs: Any, name: str) -> str:
+    """The DLQ with SQS's 256 KiB message limit, the size Terraform deploys (moto would default to 1 MiB)."""
+    queue_url: str = sqs.create_queue(QueueName=name, Attributes={"MaximumMessageSize": str(MAX_SQS_MESSAGE_BYTES)})[
+        "QueueUrl"
+    ]
+    return queue_url

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_pipeline.aws import create_dead_letter_queue, create_tables
+
 EVENTS = Path(__file__).parent / "events"
 
 SALES_TABLE = "sales-test"
@@ -56,35 +58,8 @@ def firehose_event(payloads: list[bytes], arrival_ms: int = 1_700_000_000_000) -
 
 def create_resources(session: Any) -> dict[str, str]:
     """Create the fan-out's tables, queue, bucket and stream in (moto's) AWS; return their names/urls."""
-    dynamodb = session.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=SALES_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("PK", "SK", "GSI2PK", "GSI2SK")
-        ],
-        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "GSI2",
-                "KeySchema": [
-                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
-                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    dynamodb.create_table(
-        TableName=IDEMPOTENCY_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
-    # 256 KiB: the classic SQS limit and the queue size Terraform deploys (moto defaults to 1 MiB)
-    queue_url = session.client("sqs", region_name=REGION).create_queue(
-        QueueName=QUEUE, Attributes={"MaximumMessageSize": str(256 * 1024)}
-    )["QueueUrl"]
+    create_tables(session.client("dynamodb", region_name=REGION), SALES_TABLE, IDEMPOTENCY_TABLE)
+    queue_url = create_dead_letter_queue(session.client("sqs", region_name=REGION), QUEUE)
     s3 = session.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="raw-firehose-test", CreateBucketConfiguration={"LocationConstraint": REGION})
     session.client("firehose", region_name=REGION).create_delivery_stream(
