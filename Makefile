@@ -72,8 +72,12 @@ $(CHECKOV_VENV)/.installed:
 
 ## checkov: static security checks over terraform/ (offline); zero failures, deliberate skips inline.
 checkov: $(CHECKOV_VENV)/.installed
-	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform \
-	    --skip-download --compact --quiet
+	@mkdir -p .build
+	@BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform \
+	    --skip-download --compact --quiet > .build/checkov.txt; status=$$?; cat .build/checkov.txt; \
+	  if grep -q "Parsing errors: [1-9]" .build/checkov.txt; then \
+	    echo "checkov could not parse a file, so its checks did not run on it: fix the HCL"; exit 1; fi; \
+	  exit $$status
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .build .pytest_cache .mypy_cache .ruff_cache

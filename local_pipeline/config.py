@@ -37,9 +37,8 @@ class StreamConfig:
     glue_table: dict[str, Any] = field(repr=False)
     #: The stream version in object names; 1 for a stream that was never updated.
     stream_version: int = 1
-    #: With data format conversion to Parquet, Firehose appends ``.parquet`` to data objects (a ``FileExtension``
-    #: declared on the destination would override it; this stream declares none). See the "Configure Amazon S3
-    #: object name format" page of the Firehose developer guide.
+    #: Appended to data object names (the stream declares ``FileExtension``; with Parquet conversion Firehose
+    #: would append ``.parquet`` anyway). See "Configure Amazon S3 object name format" in the Firehose guide.
     file_extension: str = ".parquet"
 
     @classmethod
@@ -58,6 +57,7 @@ class StreamConfig:
             processor_number_of_retries=int(hose["processor_number_of_retries"]),
             parquet_compression=str(hose["parquet_compression"]),
             active_partitions_limit=int(hose["active_partitions_limit"]),
+            file_extension=str(hose["file_extension"]),
             event_pattern=pipeline["event_pattern"],
             table_prefix=pipeline["lake"]["table_prefix"],
             glue_table=glue_schemas.sales_history(),

@@ -35,6 +35,24 @@ resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
   name        = local.names.delivery_stream
   destination = "extended_s3"
 
+  lifecycle {
+    # The variables' validation blocks only see overrides; pipeline.json's own values are checked here, so a
+    # bad edit of the file fails at plan time instead of at the Firehose API (moto would accept it).
+    precondition {
+      condition = alltrue([
+        local.firehose.buffering_size_mib >= 64, local.firehose.buffering_size_mib <= 128,
+        local.firehose.buffering_interval_seconds >= 60, local.firehose.buffering_interval_seconds <= 900,
+        local.firehose.processor_buffer_size_mib >= 0.2, local.firehose.processor_buffer_size_mib <= 2,
+        local.firehose.processor_buffer_interval >= 0, local.firehose.processor_buffer_interval <= 900,
+        contains(["SNAPPY", "GZIP", "UNCOMPRESSED"], local.firehose.parquet_compression),
+        strcontains(local.firehose.error_output_prefix, "!{firehose:error-output-type}"),
+        !strcontains(local.firehose.prefix, "!{firehose:error-output-type}"),
+        length(local.firehose.prefix) <= 512, length(local.firehose.error_output_prefix) <= 512,
+      ])
+      error_message = "pipeline_config/pipeline.json's firehose values break a Firehose or pipeline rule: buffering 64-128 MiB and 60-900 s (dynamic partitioning), processor buffer 0.2-2 MiB (the transform's 6 MB response bound), parquet compression SNAPPY/GZIP/UNCOMPRESSED, error prefix with !{firehose:error-output-type} and prefix without it, both at most 512 characters."
+    }
+  }
+
   server_side_encryption {
     enabled  = true
     key_type = "CUSTOMER_MANAGED_CMK"
@@ -46,6 +64,7 @@ resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
     bucket_arn          = aws_s3_bucket.lake.arn
     prefix              = local.firehose.prefix
     error_output_prefix = local.firehose.error_output_prefix
+    file_extension      = local.firehose.file_extension
     buffering_size      = local.firehose.buffering_size_mib
     buffering_interval  = local.firehose.buffering_interval_seconds
     # Parquet compresses inside the file; the stream-level compression must stay UNCOMPRESSED.

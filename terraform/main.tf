@@ -53,13 +53,13 @@ locals {
   firehose = {
     prefix                     = local.pipeline.firehose.prefix
     error_output_prefix        = local.pipeline.firehose.error_output_prefix
+    file_extension             = local.pipeline.firehose.file_extension
     buffering_size_mib         = coalesce(var.firehose_buffering_size_mib, local.pipeline.firehose.buffering_size_mib)
     buffering_interval_seconds = coalesce(var.firehose_buffering_interval_seconds, local.pipeline.firehose.buffering_interval_seconds)
     processor_buffer_size_mib  = coalesce(var.processor_buffer_size_mib, local.pipeline.firehose.processor_buffer_size_mib)
     processor_buffer_interval  = coalesce(var.processor_buffer_interval_seconds, local.pipeline.firehose.processor_buffer_interval_seconds)
     processor_retries          = coalesce(var.processor_number_of_retries, local.pipeline.firehose.processor_number_of_retries)
     parquet_compression        = coalesce(var.parquet_compression, local.pipeline.firehose.parquet_compression)
-    active_partitions_limit    = local.pipeline.firehose.active_partitions_limit
   }
 
   # The error prefix's static root ("errors/"): the lifecycle rule expires what lands below it.

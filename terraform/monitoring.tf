@@ -43,10 +43,11 @@ locals {
   metric_alarms = merge(
     {
       "firehose-data-freshness" = {
-        description = "Oldest record in Firehose is older than the buffering interval: delivery to S3 is falling behind (AWS-recommended alarm)."
+        description = "Oldest record in Firehose is older than it should ever be: delivery to S3 is falling behind (AWS-recommended alarm, above the buffering interval). The threshold allows what normal delivery takes: up to 1.5 x the buffering interval with dynamic partitioning, plus the transform's processor buffer interval, plus a minute for conversion and upload; the bare interval would flap at low traffic."
         namespace   = "AWS/Firehose", metric = "DeliveryToS3.DataFreshness", statistic = "Maximum", period = 300
         dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold"
-        threshold   = local.firehose.buffering_interval_seconds, missing = "notBreaching"
+        threshold   = ceil(1.5 * local.firehose.buffering_interval_seconds) + local.firehose.processor_buffer_interval + 60
+        missing     = "notBreaching"
       }
       "firehose-throttled-records" = {
         description = "Firehose throttled incoming records: the fan-out Lambda is resending (AWS-recommended alarm)."
@@ -173,7 +174,7 @@ locals {
 
   dashboard_widgets = [
     { title = "Firehose: incoming", metrics = [for m in ["IncomingRecords", "IncomingPutRequests", "ThrottledRecords"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
-    { title = "Firehose: incoming vs per-second quota", metrics = [for m in ["RecordsPerSecondLimit", "PutRequestsPerSecondLimit", "BytesPerSecondLimit"] : local.firehose_metric[m]] },
+    { title = "Firehose: per-second quotas", metrics = [for m in ["RecordsPerSecondLimit", "PutRequestsPerSecondLimit", "BytesPerSecondLimit"] : local.firehose_metric[m]] },
     { title = "Firehose: delivery to S3", metrics = [for m in ["DeliveryToS3.Records", "DeliveryToS3.ObjectCount"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
     { title = "Firehose: data freshness (s) and delivery success", metrics = [for m in ["DeliveryToS3.DataFreshness", "DeliveryToS3.Success"] : concat(local.firehose_metric[m], [{ stat = "Maximum" }])] },
     { title = "Firehose: transform Lambda", metrics = [for m in ["ExecuteProcessing.Success", "ExecuteProcessing.Duration", "SucceedProcessing.Records"] : local.firehose_metric[m]] },
@@ -182,7 +183,10 @@ locals {
     { title = "Lambdas: invocations, errors, throttles", metrics = flatten([for fn in local.lambda_names : [for m in ["Invocations", "Errors", "Throttles"] : ["AWS/Lambda", m, "FunctionName", fn, { stat = "Sum" }]]]) },
     { title = "Lambdas: duration p95 (ms)", metrics = [for fn in local.lambda_names : ["AWS/Lambda", "Duration", "FunctionName", fn, { stat = "p95" }]] },
     { title = "Lambdas: concurrency", metrics = [for fn in local.lambda_names : ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", fn, { stat = "Maximum" }]] },
-    { title = "Dead-letter queue", metrics = [for m in ["ApproximateNumberOfMessagesVisible", "NumberOfMessagesSent"] : ["AWS/SQS", m, "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Maximum" }]] },
+    { title = "Dead-letter queue", metrics = [
+      ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Maximum" }],
+      ["AWS/SQS", "NumberOfMessagesSent", "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Sum" }],
+    ] },
   ]
 }
 

@@ -85,6 +85,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
+    # Versioning leaves a delete marker behind every expired object (the error prefix above): remove them.
+    expiration {
+      expired_object_delete_marker = true
+    }
     noncurrent_version_expiration {
       noncurrent_days = 30
     }

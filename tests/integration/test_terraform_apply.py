@@ -120,6 +120,7 @@ def test_delivery_stream_prefixes_and_buffering_are_pipeline_json(
     s3 = _extended_s3(deployed)
     assert s3["Prefix"] == firehose["prefix"]
     assert s3["ErrorOutputPrefix"] == firehose["error_output_prefix"]
+    assert s3.get("FileExtension") == firehose["file_extension"]
     assert s3["BufferingHints"] == {
         "SizeInMBs": firehose["buffering_size_mib"],
         "IntervalInSeconds": firehose["buffering_interval_seconds"],

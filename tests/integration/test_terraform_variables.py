@@ -104,3 +104,28 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
     assert table["projection.tenant_id.type"] == "enum"
     assert table["projection.tenant_id.values"] == "carousel-labs,acme.eu"
     assert table["parquet.compression"] == "GZIP"
+
+
+def test_plan_rejects_a_pipeline_json_that_breaks_a_firehose_rule(
+    moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # GIVEN a copy of the module whose pipeline.json asks for a 32 MiB buffer (dynamic partitioning needs 64)
+    base = tmp_path_factory.mktemp("terraform-bad-pipeline")
+    workdir = tfs.prepare_module_copy(base)
+    (base / "pipeline_config").unlink()
+    (base / "pipeline_config").mkdir()
+    pipeline = json.loads((tfs.ROOT / "pipeline_config" / "pipeline.json").read_text())
+    pipeline["firehose"]["buffering_size_mib"] = 32
+    (base / "pipeline_config" / "pipeline.json").write_text(json.dumps(pipeline))
+    (workdir / "moto.tfvars.json").write_text(json.dumps(tfs.moto_variables(moto_server_endpoint)))
+    runner = tfs.Terraform(
+        workdir=workdir,
+        env=tfs.terraform_env(base, tfs.write_cli_config(base / "offline.tfrc")),
+        binary=shutil.which("terraform") or "terraform",
+    )
+    runner.run("init", "-input=false", timeout=120)
+
+    # WHEN planned THEN the precondition names the file and the rule, before any API call could
+    result = runner.run("plan", "-input=false", "-var-file=moto.tfvars.json", check=False, timeout=120)
+    assert result.returncode == 1
+    assert "pipeline_config/pipeline.json's firehose values break" in " ".join(result.stderr.split())
