@@ -176,6 +176,22 @@ def prepare_module_copy(base: Path) -> Path:
     return workdir
 
 
+def initialised_module(base: Path, endpoint: str) -> Terraform:
+    """A temp copy of terraform/ under ``base`` with the moto variables file written and ``init`` done."""
+    for name in ("fanout_lambda.zip", "transform_lambda.zip"):
+        if not (ROOT / ".build" / name).is_file():
+            pytest.fail(f".build/{name} is missing: run `make package` first (make test does)")
+    workdir = prepare_module_copy(base)
+    (workdir / "moto.tfvars.json").write_text(json.dumps(moto_variables(endpoint), indent=2))
+    runner = Terraform(
+        workdir=workdir,
+        env=terraform_env(base, write_cli_config(base / "offline.tfrc")),
+        binary=shutil.which("terraform") or "terraform",
+    )
+    runner.run("init", "-input=false", timeout=120)
+    return runner
+
+
 def terraform_env(base: Path, cli_config: Path | None) -> dict[str, str]:
     """Environment for terraform: dummy credentials, no checkpoint calls, data dir inside ``base``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}

@@ -77,18 +77,7 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployed(moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """terraform init + apply on a temp copy of the module against moto; destroy in teardown if a test did not."""
-    for name in ("fanout_lambda.zip", "transform_lambda.zip"):
-        if not (tfs.ROOT / ".build" / name).is_file():
-            pytest.fail(f".build/{name} is missing: run `make package` first (make test does)")
-    base = tmp_path_factory.mktemp("terraform")
-    workdir = tfs.prepare_module_copy(base)
-    (workdir / "moto.tfvars.json").write_text(json.dumps(tfs.moto_variables(moto_server_endpoint), indent=2))
-    terraform = tfs.Terraform(
-        workdir=workdir,
-        env=tfs.terraform_env(base, tfs.write_cli_config(base / "offline.tfrc")),
-        binary=shutil.which("terraform") or "terraform",
-    )
-    terraform.run("init", "-input=false", timeout=120)
+    terraform = tfs.initialised_module(tmp_path_factory.mktemp("terraform"), moto_server_endpoint)
     deployment = Deployment(terraform, moto_server_endpoint, outputs={})
     try:
         terraform.run("apply", "-auto-approve", "-input=false", "-var-file=moto.tfvars.json", timeout=420)

@@ -45,19 +45,7 @@ INVALID = {
 @pytest.fixture(scope="module")
 def terraform(moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tfs.Terraform]:
     """An initialised temp copy of terraform/ with the moto variables file written."""
-    for name in ("fanout_lambda.zip", "transform_lambda.zip"):
-        if not (tfs.ROOT / ".build" / name).is_file():
-            pytest.fail(f".build/{name} is missing: run `make package` first (make test does)")
-    base = tmp_path_factory.mktemp("terraform-vars")
-    workdir = tfs.prepare_module_copy(base)
-    (workdir / "moto.tfvars.json").write_text(json.dumps(tfs.moto_variables(moto_server_endpoint), indent=2))
-    runner = tfs.Terraform(
-        workdir=workdir,
-        env=tfs.terraform_env(base, tfs.write_cli_config(base / "offline.tfrc")),
-        binary=shutil.which("terraform") or "terraform",
-    )
-    runner.run("init", "-input=false", timeout=120)
-    yield runner
+    yield tfs.initialised_module(tmp_path_factory.mktemp("terraform-vars"), moto_server_endpoint)
 
 
 def _var_file(workdir: Path, name: str, values: dict[str, Any]) -> str:
@@ -111,19 +99,12 @@ def test_plan_rejects_a_pipeline_json_that_breaks_a_firehose_rule(
 ) -> None:
     # GIVEN a copy of the module whose pipeline.json asks for a 32 MiB buffer (dynamic partitioning needs 64)
     base = tmp_path_factory.mktemp("terraform-bad-pipeline")
-    workdir = tfs.prepare_module_copy(base)
-    (base / "pipeline_config").unlink()
+    runner = tfs.initialised_module(base, moto_server_endpoint)
+    (base / "pipeline_config").unlink()  # the copy links the real folder: give it its own pipeline.json
     (base / "pipeline_config").mkdir()
     pipeline = json.loads((tfs.ROOT / "pipeline_config" / "pipeline.json").read_text())
     pipeline["firehose"]["buffering_size_mib"] = 32
     (base / "pipeline_config" / "pipeline.json").write_text(json.dumps(pipeline))
-    (workdir / "moto.tfvars.json").write_text(json.dumps(tfs.moto_variables(moto_server_endpoint)))
-    runner = tfs.Terraform(
-        workdir=workdir,
-        env=tfs.terraform_env(base, tfs.write_cli_config(base / "offline.tfrc")),
-        binary=shutil.which("terraform") or "terraform",
-    )
-    runner.run("init", "-input=false", timeout=120)
 
     # WHEN planned THEN the precondition names the file and the rule, before any API call could
     result = runner.run("plan", "-input=false", "-var-file=moto.tfvars.json", check=False, timeout=120)
