@@ -50,10 +50,11 @@ TF_MIRROR   ?= $(shell [ -d /opt/tf-plugins/registry.terraform.io ] && echo /opt
 TF_OFFLINE  := CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_CLI_CONFIG_FILE=$(CURDIR)/.build/offline.tfrc \
                TF_DATA_DIR=$(CURDIR)/.build/terraform-data
 
+# Without a mirror (a developer's machine with internet access) the file is empty: the registry is used.
 .build/offline.tfrc: terraform/offline.tfrc
-	@test -n "$(TF_MIRROR)" || { echo "no hashicorp/aws provider mirror found (looked in /opt/tf-plugins, then /)"; exit 1; }
 	mkdir -p .build
-	sed 's|/opt/tf-plugins|$(TF_MIRROR)|' terraform/offline.tfrc > $@
+	@if [ -n "$(TF_MIRROR)" ]; then sed 's|/opt/tf-plugins|$(TF_MIRROR)|' terraform/offline.tfrc > $@; \
+	else echo "no hashicorp/aws provider mirror found: terraform init will use the registry"; : > $@; fi
 
 ## tf-check: terraform fmt, init (offline, against the provider mirror) and validate.
 tf-check: .build/offline.tfrc
