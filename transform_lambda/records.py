@@ -20,8 +20,8 @@ _DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _CONDITION_SEPARATORS = re.compile(r"[\s-]+")
 #: Columns whose values are lower-cased so dashboards do not split "Handbags" from "handbags".
 _LOWERCASE_COLUMNS = frozenset({"category", "condition"})
-#: Columns computed here, never taken from the input.
-_DERIVED_COLUMNS = frozenset({"season"})
+#: Columns computed from the (already validated) sale date, never converted again from the input.
+_FROM_SOLD_DATE = frozenset({"season", "sold_date"})
 
 
 class _BadValue(ValueError):
@@ -84,8 +84,8 @@ class SaleNormaliser:
         sold = self._sold_date(record)
         row: dict[str, Any] = {}
         for column in self.columns:
-            if column.name in _DERIVED_COLUMNS:
-                row[column.name] = season(sold)
+            if column.name in _FROM_SOLD_DATE:
+                row[column.name] = season(sold) if column.name == "season" else sold.isoformat()
                 continue
             value = record.get(column.keys[0], _MISSING)
             if value is _MISSING:
