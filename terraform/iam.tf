@@ -102,6 +102,9 @@ resource "aws_iam_role_policy" "fanout_dead_letter" {
 }
 
 data "aws_iam_policy_document" "fanout_kms" {
+  # Environment variables are encrypted with the pipeline key (the statement both functions share).
+  source_policy_documents = [data.aws_iam_policy_document.lambda_environment_kms.json]
+
   # The tables are encrypted with the pipeline key: DynamoDB uses it on the caller's behalf.
   statement {
     sid       = "TablesEncryptedWithThePipelineKey"
@@ -111,17 +114,6 @@ data "aws_iam_policy_document" "fanout_kms" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["dynamodb.${local.region}.amazonaws.com"]
-    }
-  }
-  # Environment variables are encrypted with the pipeline key.
-  statement {
-    sid       = "EnvironmentEncryptedWithThePipelineKey"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.this.arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["lambda.${local.region}.amazonaws.com"]
     }
   }
 }
@@ -153,7 +145,8 @@ resource "aws_iam_role_policy" "transform_logs" {
   policy = data.aws_iam_policy_document.transform_logs.json
 }
 
-data "aws_iam_policy_document" "transform_kms" {
+# Both functions: their environment variables are encrypted with the pipeline key.
+data "aws_iam_policy_document" "lambda_environment_kms" {
   statement {
     sid       = "EnvironmentEncryptedWithThePipelineKey"
     actions   = ["kms:Decrypt"]
@@ -169,7 +162,7 @@ data "aws_iam_policy_document" "transform_kms" {
 resource "aws_iam_role_policy" "transform_kms" {
   name   = "kms"
   role   = aws_iam_role.transform.id
-  policy = data.aws_iam_policy_document.transform_kms.json
+  policy = data.aws_iam_policy_document.lambda_environment_kms.json
 }
 
 # -------------------------------------------------------------------------------------------------------
