@@ -22,6 +22,7 @@ import boto3
 from moto import mock_aws
 
 from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
+from local_pipeline.config import StreamConfig
 
 __all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError"]
 
@@ -101,6 +102,27 @@ class EmbeddedAws:
         if self.region != "us-east-1":
             bucket["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         self.client("s3").create_bucket(**bucket)
+
+    def stack_outputs(self, config: StreamConfig) -> dict[str, Any]:
+        """This run's resources under the names ``terraform/outputs.tf`` gives them (plus ``endpoint_url``).
+
+        In-process moto is gone when the run ends, so ``endpoint_url`` is set only for a run against a server.
+        """
+        values: dict[str, Any] = {
+            "aws_region": self.region,
+            "lake_bucket_name": self.names.lake_bucket,
+            "lake_table_location": f"s3://{self.names.lake_bucket}/{config.table_prefix}",
+            "firehose_error_prefix": f"s3://{self.names.lake_bucket}/{config.error_output_prefix.split('!', 1)[0]}",
+            "delivery_stream_name": config.stream_name,
+            "sales_table_name": self.names.sales_table,
+            "idempotency_table_name": self.names.idempotency_table,
+            "dead_letter_queue_url": self.queue_url,
+            "glue_table_name": config.table_name,
+            "glue_database_name": config.glue_table["database"],
+        }
+        if self.endpoint_url is not None:
+            values["endpoint_url"] = self.endpoint_url
+        return values
 
     def read_dead_letters(self) -> list[dict[str, Any]]:
         """Every message body in the DLQ (parsed JSON). Messages stay in the queue, hidden for 5 minutes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,12 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="append the Lambdas' structured logs and EMF metrics to FILE (default: discarded)",
     )
+    run.set_defaults(handler=_run)
+    from operations import COMMAND_MODULES  # noqa: PLC0415
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sales-pipeline`` console script."""
     args = build_parser().parse_args(argv)
+    from operations.errors import OperatorError  # noqa: PLC0415
+
+    try:
+        status: int = args.handler(args)
+    except OperatorError as exc:
+        sys.stderr.write(f"sales-pipeline {args.command}: error: {exc}\n")
+        return exc.exit_status
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
     from local_pipeline.runner import DEFAULT_EVENTS, RunError, RunOptions, run  # noqa: PLC0415 - see build_parser
 
     options = RunOptions(

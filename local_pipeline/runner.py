@@ -33,6 +33,7 @@ from local_pipeline.dashboards import QueryResult, render, run_dashboards
 from local_pipeline.eventbridge import matches
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock, StreamStats
 from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate
+from operations import outputs
 from transform_lambda import handler as transform_handler
 
 __all__ = ["DEFAULT_EVENTS", "LAKE_MARKER", "RunError", "RunOptions", "RunSummary", "run"]
@@ -45,6 +46,8 @@ LAKE_MARKER = ".sales-pipeline-lake"
 ASYNC_ATTEMPTS = 3
 #: The local fan-out function's name (its ARN appears in on-failure destination records).
 FANOUT_FUNCTION = "sales-fanout-local"
+#: The run's stack outputs in ``terraform output -json`` shape, in ``--out``: what the operator commands read.
+OUTPUTS_FILE = "outputs.json"
 
 
 class RunError(RuntimeError):
@@ -162,6 +165,7 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
         summary.lake_keys = [k for k in keys if k.startswith(config.table_prefix)]
         summary.error_keys = [k for k in keys if not k.startswith(config.table_prefix)]
         summary.mirrored = aws.mirror(lake)
+        outputs.write(lake / OUTPUTS_FILE, aws.stack_outputs(config))
     summary.seconds = time.perf_counter() - started
     print(format_summary(summary, lake, config.active_partitions_limit), file=out)
     if options.dashboards and summary.lake_keys:

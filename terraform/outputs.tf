@@ -107,3 +107,8 @@ output "kms_key_arn" {
   description = "KMS key encrypting the pipeline's data at rest (grant kms:Decrypt to readers of the lake when lake_sse_algorithm = aws:kms)."
   value       = aws_kms_key.this.arn
 }
+
+output "aws_region" {
+  description = "Region the stack is deployed in (operator commands default --region to it)."
+  value       = local.region
+}

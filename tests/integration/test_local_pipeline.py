@@ -189,7 +189,10 @@ def test_parquet_files_hold_exactly_the_glue_columns_with_their_types(burst_run:
 
 def test_the_lake_is_mirrored_with_the_bucket_key_layout(burst_run: tuple[RunSummary, Path]) -> None:
     summary, out = burst_run
-    mirrored = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name[0] != ".")
+    # The run's own files (outputs.json, ...) sit at the top of --out; every lake key is under a prefix.
+    mirrored = sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name[0] != "." and p.parent != out
+    )
     assert mirrored == sorted(summary.lake_keys + summary.error_keys)
     assert all(
         re.search(r"/sales-history-local-1-\d{4}(-\d{2}){5}-[0-9a-f-]{36}\.parquet$", k) for k in summary.lake_keys
@@ -282,3 +285,13 @@ def test_the_same_run_against_a_moto_server_endpoint(tmp_path: Path) -> None:
     kinds = Counter(g.kind for g in summary.events)
     assert summary.stream.rows_delivered == summary.outcomes["processed"] == kinds["valid"]
     assert len(summary.dead_letters) == kinds["invalid"]
+
+
+def test_the_run_writes_its_resources_in_terraform_output_shape(burst_run: tuple[RunSummary, Path]) -> None:
+    from operations import outputs
+
+    _, out = burst_run
+    stack = outputs.load(out / "outputs.json")
+    assert stack.require("delivery_stream_name") == "sales-history-local"
+    assert stack.require("dead_letter_queue_url").endswith("sales-fanout-dlq-local")
+    assert stack.get("endpoint_url") is None  # in-process moto is gone once the run ends
