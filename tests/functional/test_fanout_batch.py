@@ -549,6 +549,7 @@ def test_clients_built_by_the_service_have_one_connection_per_pool_thread(aws: d
         assert service.records._client.meta.config.max_pool_connections == 48
         assert service.sender._client.meta.config.max_pool_connections == 48
         assert service.dead_letters._client.meta.config.max_pool_connections == 48
+        assert service.records._client.meta.config.retries["mode"] == "standard"
     finally:
         service.close()
 
