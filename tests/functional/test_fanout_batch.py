@@ -572,3 +572,47 @@ def test_delivery_incomplete_is_what_a_sale_failed_by_firehose_entries_carries(a
     assert outcome.kind == "failed"
     assert isinstance(outcome.error, DeliveryIncomplete)
     assert result.firehose_resends == service.sender.max_attempts - 1
+
+
+class FailingIdempotencyWrites:
+    """Wraps the moto client: BatchWriteItem to the idempotency table fails while ``failing`` is set."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.failing = True
+
+    def batch_write_item(self, RequestItems: dict[str, Any], **kwargs: Any) -> Any:  # noqa: N803
+        if self.failing and IDEMPOTENCY_TABLE in RequestItems:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "BatchWriteItem")
+        return self._client.batch_write_item(RequestItems=RequestItems, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class _ShortContext(FakeLambdaContext):
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 200
+
+
+def test_unrecorded_completions_and_releases_lose_nothing_and_lapse_with_the_invocation(aws: dict[str, Any]) -> None:
+    # GIVEN the idempotency table refuses the batch's completions and releases; Firehose throttles sale 2's entry
+    dynamodb = FailingIdempotencyWrites(aws["session"].client("dynamodb"))
+    firehose = RecordingFirehose(fail_entries={n: {1} if n == 1 else {0} for n in range(1, 5)})
+    _configure(aws, firehose=firehose, dynamodb=dynamodb)
+    batch = sqs_event([("m1", sale_event(1)), ("m2", sale_event(2))])
+
+    # WHEN the batch runs in an invocation with 200 ms left
+    response = fanout.lambda_handler(batch, _ShortContext())
+
+    # THEN sale 1 is done (not listed, though its record stays INPROGRESS); sale 2 failed and is listed
+    assert _listed(response) == ["m2"]
+    assert _sales_in_firehose(firehose) == Counter({sale_of(1): 1})
+
+    # WHEN SQS redelivers m2 after that invocation's time is over, THEN its lapsed claim is taken and it completes
+    dynamodb.failing = False
+    _recover(firehose)
+    time.sleep(0.3)
+    assert _listed(fanout.lambda_handler(redelivery(batch, response), CONTEXT)) == []
+    _exactly_once(aws, firehose, [1, 2])
