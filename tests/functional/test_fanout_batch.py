@@ -90,12 +90,17 @@ class UnprocessingDynamoDB:
 
 
 class ConcurrencyProbe:
-    """Wraps a client: every call waits a little and the most calls in flight at once are recorded."""
+    """Wraps a client and records the most calls in flight at once.
 
-    def __init__(self, client: Any, delay: float = 0.01) -> None:
+    The first ``together`` calls wait for each other at a barrier (up to 10 s): they all return only if the
+    handler let that many run at the same time.
+    """
+
+    def __init__(self, client: Any, together: int) -> None:
         self._client = client
-        self._delay = delay
         self._lock = threading.Lock()
+        self._barrier = threading.Barrier(together, timeout=10)
+        self._waiting = together
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -108,8 +113,10 @@ class ConcurrencyProbe:
             with self._lock:
                 self.in_flight += 1
                 self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                wait, self._waiting = self._waiting > 0, self._waiting - 1
             try:
-                time.sleep(self._delay)
+                if wait:
+                    self._barrier.wait()
                 return target(*args, **kwargs)
             finally:
                 with self._lock:
@@ -523,9 +530,9 @@ def test_invalid_event_the_dlq_cannot_take_is_listed_not_lost(aws: dict[str, Any
 
 
 def test_batch_calls_run_concurrently_within_the_pool(aws: dict[str, Any]) -> None:
-    # GIVEN clients that hold each call 10 ms and record how many are in flight at once
+    # GIVEN a client whose first 4 calls return only once all 4 are in flight together
     session = aws["session"]
-    dynamodb = ConcurrencyProbe(session.client("dynamodb"))
+    dynamodb = ConcurrencyProbe(session.client("dynamodb"), together=4)
     fanout.configure(
         settings=FanoutSettings(SALES_TABLE, IDEMPOTENCY_TABLE, STREAM, aws["queue_url"], 1024, aws_call_concurrency=4),
         dynamodb=dynamodb,
@@ -536,7 +543,7 @@ def test_batch_calls_run_concurrently_within_the_pool(aws: dict[str, Any]) -> No
     # WHEN a batch of 12 sales runs
     response = fanout.lambda_handler(sqs_event([(f"m{n}", sale_event(n)) for n in range(12)]), CONTEXT)
 
-    # THEN its claims overlapped, never more than the pool allows
+    # THEN its claims overlapped (a serial chain would break the barrier), never more than the pool allows
     assert _listed(response) == []
     assert dynamodb.most_in_flight == 4
 
