@@ -155,10 +155,11 @@ def sale_events(first: int, count: int, rng: random.Random, embedding: Callable[
 def max_batch(events: list[dict[str, Any]], limit: int = INVOCATION_PAYLOAD_BYTES) -> tuple[int, int]:
     """(largest SQS batch of these events whose event JSON fits ``limit``, bytes of one record), measured."""
     batch = sqs_event([(f"{n:08d}-0000-4000-8000-000000000000", e) for n, e in enumerate(events)])
-    records = [json.dumps(record) for record in batch["Records"]]
-    size = len(json.dumps({"Records": []}))
+    # Compact JSON throughout (the bodies as EventBridge writes them; the envelope without optional whitespace).
+    records = [json.dumps(record, separators=(",", ":")) for record in batch["Records"]]
+    size = len('{"Records":[]}')
     for count, record in enumerate(records):
-        size += len(record.encode()) + (2 if count else 0)  # ", " between records
+        size += len(record.encode()) + (1 if count else 0)  # "," between records
         if size > limit:
             return count, len(records[0].encode())
     raise ValueError(f"{len(events)} events all fit in {limit} bytes: measure with more")
