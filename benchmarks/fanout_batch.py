@@ -180,7 +180,10 @@ def run(
     payloads = [
         PayloadFigures(label, record_bytes, count)
         for label, make in (
-            ("float32 at full precision (e.g. 0.83311903476715)", lambda: float32_embedding(rng)),
+            (
+                "float32 values written at full precision (Python repr, ~19 characters each)",
+                lambda: float32_embedding(rng),
+            ),
             ("6 decimals (the local generator's)", lambda: [round(rng.uniform(-1, 1), 6) for _ in range(1024)]),
         )
         for count, record_bytes in [max_batch(sale_events(0, 700, rng, make))]
