@@ -29,6 +29,9 @@ def load_schema(embedding_dimension: int) -> dict[str, Any]:
     detail = envelope["detail"]["properties"]
     detail["tenantId"]["pattern"] = config["tenant_id_pattern"]
     detail["embedding"]["minItems"] = detail["embedding"]["maxItems"] = embedding_dimension
+    # The transform applies the same bound: a value beyond float32's finite range would be infinity in Parquet.
+    items = detail["embedding"]["items"]
+    items["minimum"], items["maximum"] = -pipeline_config.EMBEDDING_VALUE_LIMIT, pipeline_config.EMBEDDING_VALUE_LIMIT
     return schema
 
 
