@@ -20,6 +20,7 @@ __all__ = [
     "ConfigurationError",
     "embedding_dimension",
     "load",
+    "sold_date_years",
 ]
 
 #: The largest finite float32 (3.4028234663852886e38): the lake stores embeddings as ``array<float>``, so a
@@ -56,3 +57,9 @@ def embedding_dimension(environ: Mapping[str, str] | None = None) -> int:
     if value <= 0:
         raise ConfigurationError(f"{EMBEDDING_DIMENSION} must be a positive integer, got {raw!r}")
     return value
+
+
+def sold_date_years() -> tuple[int, int]:
+    """pipeline.json's ``sold_date_years`` as ``(first, last)``: the years Athena's projection shows."""
+    years = load()["sold_date_years"]
+    return int(years["first"]), int(years["last"])
