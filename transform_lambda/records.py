@@ -7,8 +7,8 @@ converted to the column's type. No AWS, no base64, no I/O.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +23,8 @@ _DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _CONDITION_SEPARATORS = re.compile(r"[\s-]+")
 #: Columns whose values are lower-cased so dashboards do not split "Handbags" from "handbags".
 _LOWERCASE_COLUMNS = frozenset({"category", "condition"})
-#: float32's largest finite value, little-endian, and its negative: what a value at (or rounded to) the bound packs to.
-_FLOAT32_EDGES = (struct.pack("<f", EMBEDDING_VALUE_LIMIT), struct.pack("<f", -EMBEDDING_VALUE_LIMIT))
+#: Below this hypot() of the embedding, every item is certainly within EMBEDDING_VALUE_LIMIT (3.4e38).
+_SURELY_INSIDE_FLOAT32 = 1e38
 _OUTSIDE_FLOAT32 = f"items must be within +/-{EMBEDDING_VALUE_LIMIT!r} (float32's finite range)"
 #: Columns computed from the (already validated) sale date, never converted again from the input.
 _FROM_SOLD_DATE = frozenset({"season", "sold_date"})
@@ -69,7 +69,6 @@ class SaleNormaliser:
 
     def __init__(self, table: Mapping[str, Any], embedding_dimension: int, tenant_id_pattern: str) -> None:
         self.embedding_dimension = embedding_dimension
-        self._as_float32 = struct.Struct(f"<{embedding_dimension}f")
         self._tenant_id = re.compile(tenant_id_pattern)
         self._tenant_keys = ("tenantId", "tenant_id")
         self.columns = tuple(
@@ -160,15 +159,11 @@ class SaleNormaliser:
                 items = [float(x) for x in items]
             except OverflowError:
                 raise _BadValue(_OUTSIDE_FLOAT32) from None
-        # Every item within float32's finite range (Parquet would store a larger one as infinity). Packing as
-        # float32 is one C pass (~5x faster than max() and min()) that raises OverflowError for a value that
-        # rounds to infinity; a value just above the bound rounds to the bound itself, so only when a packed
-        # item equals the bound are the items compared exactly: the rule the fan-out's schema applies.
-        try:
-            packed = self._as_float32.pack(*items)
-        except OverflowError:
-            raise _BadValue(_OUTSIDE_FLOAT32) from None
-        if (_FLOAT32_EDGES[0] in packed or _FLOAT32_EDGES[1] in packed) and (
+        # Every item within float32's finite range (Parquet would store a larger one as infinity). hypot() is one
+        # C pass (~3 us for 1024 floats, a fifth of max() and min()) and never less than the largest |item| by
+        # more than a rounding error: far below the bound, every item is inside it; only near or above it are
+        # the items compared exactly, the rule the fan-out's schema applies.
+        if not math.hypot(*items) < _SURELY_INSIDE_FLOAT32 and (
             max(items) > EMBEDDING_VALUE_LIMIT or min(items) < -EMBEDDING_VALUE_LIMIT
         ):
             raise _BadValue(_OUTSIDE_FLOAT32)
@@ -247,6 +242,10 @@ def _timestamp(value: Any) -> str:
             moment = dt.datetime.fromisoformat(value)
         except ValueError:
             raise _BadValue("must be an ISO 8601 timestamp") from None
+        if len(value) == 20 and value[19] == "Z":
+            # EventBridge's own form, yyyy-MM-ddTHH:mm:ssZ (already UTC, validated above): slicing is the same
+            # result as the general path below at a third of its cost, which keeps the transform near the floor.
+            return f"{value[:10]} {value[11:19]}.000"
         moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     else:
         raise _BadValue("must be an ISO 8601 timestamp")
