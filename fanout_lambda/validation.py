@@ -16,6 +16,7 @@ import pipeline_config
 from .errors import InvalidSaleEvent
 from .sale import Sale
 from .schemas import sale_event_schema
+from .settings import LakeScope
 
 _PLAIN_NUMBERS = frozenset({int, float})
 _CALENDAR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -31,6 +32,9 @@ def load_schema(embedding_dimension: int) -> dict[str, Any]:
     detail = envelope["detail"]["properties"]
     detail["tenantId"]["pattern"] = config["tenant_id_pattern"]
     detail["embedding"]["minItems"] = detail["embedding"]["maxItems"] = embedding_dimension
+    # The transform applies the same bound: a value beyond float32's finite range would be infinity in Parquet.
+    items = detail["embedding"]["items"]
+    items["minimum"], items["maximum"] = -pipeline_config.EMBEDDING_VALUE_LIMIT, pipeline_config.EMBEDDING_VALUE_LIMIT
     return schema
 
 
@@ -56,9 +60,15 @@ def is_calendar_date(value: str) -> bool:
 
 
 class SaleValidator:
-    """Turns an EventBridge event into a :class:`Sale` or raises :class:`InvalidSaleEvent` naming the field."""
+    """Turns an EventBridge event into a :class:`Sale` or raises :class:`InvalidSaleEvent` naming the field.
 
-    def __init__(self, embedding_dimension: int) -> None:
+    Beyond the schema, a sale must fall inside ``scope`` (what Athena's partition projection shows): a sale the
+    lake would hide is refused, so it waits in the dead-letter queue with the reason instead of vanishing.
+    """
+
+    def __init__(self, embedding_dimension: int, scope: LakeScope | None = None) -> None:
+        first, last = pipeline_config.sold_date_years()
+        self.scope = scope or LakeScope(first_year=first, last_year=last)
         self.schema = load_schema(embedding_dimension)
         formats = {"calendar-date": is_calendar_date, "timestamp": is_timestamp}
         self._validate = fastjsonschema.compile(self.schema, formats=formats)
@@ -78,6 +88,7 @@ class SaleValidator:
         except fastjsonschema.JsonSchemaValueException as exc:
             raise self._explain(event, exc) from exc
         _require_finite(event["detail"])
+        self._require_visible(event["detail"])
         return Sale(event_id=event["id"], event_time=event["time"], detail=event["detail"])
 
     def _plain_embedding(self, event: Any) -> bool:
@@ -90,6 +101,26 @@ class SaleValidator:
             return False
         low, high = self._item_bounds
         return bool(min(values) >= low and max(values) <= high)  # NaN is left to _require_finite, as before
+
+    def _require_visible(self, detail: dict[str, Any]) -> None:
+        scope = self.scope
+        year = int(detail["soldDate"][:4])
+        if not scope.first_year <= year <= scope.last_year:
+            raise InvalidSaleEvent(
+                "detail.soldDate",
+                f"year {year} is outside the sold-date years the lake shows ({scope.first_year}-{scope.last_year}); "
+                "if the date is right, widen sold_date_years in pipeline.json (or Terraform's "
+                "partition_projection_year_range), re-apply, then replay the dead-letter queue",
+                detail["soldDate"],
+            )
+        tenant = detail["tenantId"]
+        if scope.tenant_ids is not None and tenant not in scope.tenant_ids:
+            raise InvalidSaleEvent(
+                "detail.tenantId",
+                f"tenant {tenant!r} is not in Terraform's tenant_ids, so Athena would never show its sales; "
+                "add it to tenant_ids, terraform apply, then `sales-pipeline dlq replay --rejected`",
+                tenant,
+            )
 
     def _explain(self, event: Any, exc: fastjsonschema.JsonSchemaValueException) -> InvalidSaleEvent:
         name = exc.name or "data"
@@ -109,7 +140,14 @@ def _require_finite(detail: dict[str, Any]) -> None:
         raise InvalidSaleEvent("detail.embedding", "items must be finite numbers")
 
 
+def validator(embedding_dimension: int, scope: LakeScope | None = None) -> SaleValidator:
+    """One compiled validator per dimension and scope per container (compiling costs ~10 ms; validating ~µs).
+
+    ``scope`` None reads it from the environment (``TENANT_IDS``, ``SOLD_DATE_YEARS``; see settings.py).
+    """
+    return _validator(embedding_dimension, scope or LakeScope.from_env())
+
+
 @cache
-def validator(embedding_dimension: int) -> SaleValidator:
-    """One compiled validator per dimension per container (compiling costs ~10 ms; validating ~µs)."""
-    return SaleValidator(embedding_dimension)
+def _validator(embedding_dimension: int, scope: LakeScope) -> SaleValidator:
+    return SaleValidator(embedding_dimension, scope)

@@ -26,13 +26,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline_config import EMBEDDING_VALUE_LIMIT
+
 __all__ = ["ConversionFailure", "Converted", "ParquetConverter", "arrow_schema", "arrow_type"]
 
 #: Error code Firehose writes for records that do not match the table schema.
 MALFORMED_DATA = "DataFormatConversion.MalformedData"
 
 _INT32 = (-(2**31), 2**31 - 1)
-_FLOAT32_MAX = 3.4028234663852886e38
 #: ``yyyy-MM-dd'T'HH:mm:ss[.S][Z]`` and Hive's ``yyyy-[M]M-[d]d HH:mm:ss[.S]`` (one-digit month and day allowed).
 _TIMESTAMP = re.compile(
     r"^(?P<y>\d{4})-(?:(?P<M>\d{2})-(?P<d>\d{2})T|(?P<sM>\d{1,2})-(?P<sd>\d{1,2}) )"
@@ -231,7 +232,7 @@ def _double(value: Any) -> float:
 
 def _float(value: Any) -> float:
     number = _number(value)
-    if abs(number) > _FLOAT32_MAX:
+    if abs(number) > EMBEDDING_VALUE_LIMIT:
         raise OverflowError(f"{value!r} does not fit a float")
     return number
 

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["EMBEDDING_DIMENSION", "ConfigurationError", "embedding_dimension", "load"]
+__all__ = [
+    "EMBEDDING_DIMENSION",
+    "EMBEDDING_VALUE_LIMIT",
+    "ConfigurationError",
+    "embedding_dimension",
+    "load",
+    "sold_date_years",
+]
+
+#: The largest finite float32 (3.4028234663852886e38): the lake stores embeddings as ``array<float>``, so a
+#: larger magnitude would become infinity in Parquet. The one bound for the fan-out's schema (its items'
+#: minimum/maximum), the transform and the local Parquet writer.
+EMBEDDING_VALUE_LIMIT: float = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
 
 #: Optional environment override of pipeline.json's ``embedding_dimension`` (both Lambdas read it).
 EMBEDDING_DIMENSION = "EMBEDDING_DIMENSION"
@@ -44,3 +57,9 @@ def embedding_dimension(environ: Mapping[str, str] | None = None) -> int:
     if value <= 0:
         raise ConfigurationError(f"{EMBEDDING_DIMENSION} must be a positive integer, got {raw!r}")
     return value
+
+
+def sold_date_years() -> tuple[int, int]:
+    """pipeline.json's ``sold_date_years`` as ``(first, last)``: the years Athena's projection shows."""
+    years = load()["sold_date_years"]
+    return int(years["first"]), int(years["last"])

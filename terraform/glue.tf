@@ -5,7 +5,7 @@ locals {
   partition_projection = merge(
     {
       "projection.year.type"   = "integer"
-      "projection.year.range"  = var.partition_projection_year_range
+      "projection.year.range"  = local.sold_date_years
       "projection.month.type"  = "integer"
       "projection.month.range" = "1,12"
       # Firehose writes month=03 (the transform zero-pads); projection must produce the same strings.
@@ -22,7 +22,7 @@ locals {
 }
 
 resource "aws_glue_catalog_database" "this" {
-  name        = local.schema.database
+  name        = local.names.glue_database
   description = "Carousel sales lake (tables defined in glue_schemas/)"
 }
 

@@ -20,11 +20,14 @@ locals {
     transform = "/aws/lambda/${local.names.transform}"
     firehose  = "/aws/kinesisfirehose/${local.names.delivery_stream}"
   }
+  # The alarm topic and this stack's alarms, likewise from names: the topic itself is encrypted with this key.
+  alarm_topic_arn   = "arn:${local.partition}:sns:${local.region}:${local.account_id}:${local.names.alarms_topic}"
+  alarm_arn_pattern = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"
 }
 
 data "aws_iam_policy_document" "kms" {
   #checkov:skip=CKV_AWS_109:A key policy's Resource "*" means "this key" (the only form AWS accepts); access is granted to the account root (then scoped by IAM) and to two services with conditions.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" means "this key" (the only form AWS accepts); write use by services is bounded by encryption-context and source-account conditions.
+  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" means "this key" (the only form AWS accepts); write use by services is bounded by encryption-context, source-account and source-ARN conditions.
   #checkov:skip=CKV_AWS_356:A key policy's Resource "*" means "this key" (the only form AWS accepts).
   # AWS's default key-policy statement: lets IAM policies in this account grant use of the key (the roles in
   # iam.tf do so, scoped by kms:ViaService). Without it the key could become unmanageable. Resource "*" in a
@@ -54,7 +57,11 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
-  # CloudWatch alarms publish to the encrypted SNS topic; AWS-managed SNS keys cannot be used for that.
+  # CloudWatch alarms publish to the encrypted SNS topic; AWS-managed SNS keys cannot be used for that (Amazon
+  # SNS Developer Guide, "Managing Amazon SNS encryption keys and costs", section "Enable compatibility between
+  # event sources from AWS services and encrypted topics"). Scoped to this stack: SNS encrypts with the
+  # encryption context aws:sns:topicArn = the topic, and CloudWatch calls on behalf of an alarm (aws:SourceArn),
+  # here only this stack's alarms (all named "<name_prefix>-...").
   statement {
     sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -67,6 +74,16 @@ data "aws_iam_policy_document" "kms" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:sns:topicArn"
+      values   = [local.alarm_topic_arn]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [local.alarm_arn_pattern]
     }
   }
 }

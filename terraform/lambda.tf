@@ -15,6 +15,13 @@ locals {
     },
     var.metrics_namespace == null ? {} : { POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace },
   )
+
+  # What Athena's partition projection shows (glue.tf), as fanout_lambda/settings.py reads it: the fan-out
+  # refuses a sale outside it into the dead-letter queue. No TENANT_IDS with the injected projection.
+  fanout_lake_scope_environment = merge(
+    { SOLD_DATE_YEARS = local.sold_date_years },
+    length(var.tenant_ids) == 0 ? {} : { TENANT_IDS = join(",", var.tenant_ids) },
+  )
 }
 
 resource "aws_cloudwatch_log_group" "fanout" {
@@ -51,7 +58,7 @@ resource "aws_lambda_function" "fanout" {
       IDEMPOTENCY_TABLE_NAME = aws_dynamodb_table.idempotency.name
       DELIVERY_STREAM_NAME   = aws_kinesis_firehose_delivery_stream.sales_history.name
       DEAD_LETTER_QUEUE_URL  = aws_sqs_queue.dead_letter.url
-    })
+    }, local.fanout_lake_scope_environment)
   }
 
 

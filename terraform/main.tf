@@ -62,6 +62,10 @@ locals {
     parquet_compression        = coalesce(var.parquet_compression, local.pipeline.firehose.parquet_compression)
   }
 
+  # The sold-date years the lake shows: Athena's year projection covers them, and the fan-out (SOLD_DATE_YEARS)
+  # refuses a sale outside them into the dead-letter queue instead of writing a row Athena would never show.
+  sold_date_years = coalesce(var.partition_projection_year_range, "${local.pipeline.sold_date_years.first},${local.pipeline.sold_date_years.last}")
+
   # The error prefix's static root ("errors/"): the lifecycle rule expires what lands below it.
   error_prefix_root = regex("^[^!]*", local.firehose.error_output_prefix)
 
@@ -82,6 +86,10 @@ locals {
     alarms_topic    = "${var.name_prefix}-alarms"
     workgroup       = "${var.name_prefix}-analytics"
     dashboard       = "${var.name_prefix}-pipeline"
+    # Glue names are lowercase with underscores, and a database is per account and region: the stage's
+    # prefix keeps two stacks apart. The table keeps the schema's name (tables live in their database),
+    # which the SQL in athena_queries/ reads unqualified.
+    glue_database = replace("${var.name_prefix}_${local.schema.database}", "-", "_")
   }
 
   lake_bucket_name = coalesce(var.lake_bucket_name, "${var.name_prefix}-lake-${local.account_id}-${local.region}")

@@ -3,6 +3,13 @@
 resource "aws_sns_topic" "alarms" {
   name              = local.names.alarms_topic
   kms_master_key_id = aws_kms_key.this.arn # a CMK: CloudWatch cannot publish to a topic under alias/aws/sns
+
+  lifecycle {
+    postcondition {
+      condition     = self.arn == local.alarm_topic_arn
+      error_message = "The alarm topic's ARN differs from the one the KMS key policy (kms.tf) lets CloudWatch encrypt for."
+    }
+  }
 }
 
 resource "aws_sns_topic_policy" "alarms" {
@@ -35,11 +42,21 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 }
 
 locals {
+  # The handlers' EMF namespace: POWERTOOLS_METRICS_NAMESPACE when set (lambda.tf), else their default.
+  # transform_lambda/handler.py declares the metric, its default namespace and its one dimension; the
+  # terraform apply test checks that this alarm reads exactly those.
+  metrics_namespace = coalesce(var.metrics_namespace, "CarouselSalesPipeline")
+  transform_failed_metric = {
+    name       = "TransformRecordsFailed"
+    dimensions = { service = "sales-transform" }
+  }
+
   firehose_dimensions = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.sales_history.name }
   alarm_actions       = [aws_sns_topic.alarms.arn]
 
   # Single-metric alarms, one entry each. Firehose metrics are evaluated over 5 minutes (they are emitted
-  # per minute, but delivery happens per buffer); Lambda and SQS over 1 minute.
+  # per minute, but delivery happens per buffer), as are the transform's failed records and the DLQ's oldest
+  # message; Lambda errors and the DLQ depth over 1 minute.
   metric_alarms = merge(
     {
       "firehose-data-freshness" = {
@@ -69,10 +86,28 @@ locals {
         namespace   = "AWS/Firehose", metric = "PartitionCountExceeded", statistic = "Maximum", period = 300
         dimensions  = local.firehose_dimensions, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
       }
+      # SQS publishes a queue's metrics only while it is active (up to six hours after the last API call), so
+      # a dead-letter queue nobody touches goes silent while its messages wait for up to 14 days. "ignore"
+      # keeps the alarm's last state through the silence: ALARM stays ALARM until data shows the queue empty.
+      # ("notBreaching" would flip it to OK and mail a recovery; "breaching" would raise it for an idle empty
+      # queue too; "missing" would drop it to INSUFFICIENT_DATA.)
       "dead-letter-queue-not-empty" = {
-        description = "Events in the dead-letter queue (invalid, undeliverable or failed after retries): look at them and replay."
+        description = "Events in the dead-letter queue (invalid, undeliverable or failed after retries): look at them and replay. Stays in ALARM while SQS publishes no metrics for the idle queue."
         namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", statistic = "Maximum", period = 60
-        dimensions  = { QueueName = aws_sqs_queue.dead_letter.name }, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+        dimensions  = { QueueName = aws_sqs_queue.dead_letter.name }, comparison = "GreaterThanThreshold", threshold = 0, missing = "ignore"
+      }
+      "dead-letter-queue-oldest-message" = {
+        description = "A message has waited in the dead-letter queue for over ${var.dead_letter_age_alarm_hours} h: replay or delete it before the 14-day retention removes it. Stays in ALARM while SQS publishes no metrics for the idle queue."
+        namespace   = "AWS/SQS", metric = "ApproximateAgeOfOldestMessage", statistic = "Maximum", period = 300
+        dimensions  = { QueueName = aws_sqs_queue.dead_letter.name }, comparison = "GreaterThanThreshold"
+        threshold   = var.dead_letter_age_alarm_hours * 3600, missing = "ignore"
+      }
+      # ProcessingFailed records leave ExecuteProcessing.Success at 1 and Lambda Errors at 0: only the transform's
+      # own EMF metric (transform_lambda/handler.py) counts them. No invocations, no data: nothing failed.
+      "transform-records-failed" = {
+        description = "The transform Lambda failed records (ProcessingFailed): they are under the Firehose error prefix (processing-failed/), each with its reason in the transform's log."
+        namespace   = local.metrics_namespace, metric = local.transform_failed_metric.name, statistic = "Sum", period = 300
+        dimensions  = local.transform_failed_metric.dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
       }
     },
     merge([for key, fn in { fanout = aws_lambda_function.fanout, transform = aws_lambda_function.transform } : {
@@ -91,6 +126,7 @@ locals {
 
   # Incoming traffic against the stream's per-second quotas (AWS-recommended): the quota is itself a
   # Firehose metric, so the alarm follows a raised quota without a change here.
+  incoming_limit_period = 300
   incoming_limit_alarms = {
     "firehose-incoming-records-near-limit"  = { metric = "IncomingRecords", limit = "RecordsPerSecondLimit" }
     "firehose-incoming-bytes-near-limit"    = { metric = "IncomingBytes", limit = "BytesPerSecondLimit" }
@@ -128,9 +164,12 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 
+  # AWS's recommendation (Amazon Data Firehose Developer Guide, "Implement best practices with CloudWatch
+  # Alarms"): the five-minute Sum divided by 300 against the per-second limit. Firehose's metrics arrive
+  # late and bursts last seconds, so one-minute sums can miss what the five-minute average shows.
   metric_query {
     id          = "usage"
-    expression  = "100 * (incoming / 60) / limit"
+    expression  = "100 * (incoming / ${local.incoming_limit_period}) / limit"
     label       = "${each.value.metric} as % of ${each.value.limit}"
     return_data = true
   }
@@ -141,7 +180,7 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
       namespace   = "AWS/Firehose"
       metric_name = each.value.metric
       stat        = "Sum"
-      period      = 60
+      period      = local.incoming_limit_period
       dimensions  = local.firehose_dimensions
     }
   }
@@ -152,7 +191,7 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
       namespace   = "AWS/Firehose"
       metric_name = each.value.limit
       stat        = "Minimum"
-      period      = 60
+      period      = local.incoming_limit_period
       dimensions  = local.firehose_dimensions
     }
   }
@@ -186,6 +225,10 @@ locals {
     { title = "Dead-letter queue", metrics = [
       ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Maximum" }],
       ["AWS/SQS", "NumberOfMessagesSent", "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Sum" }],
+      ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", aws_sqs_queue.dead_letter.name, { stat = "Maximum", yAxis = "right" }],
+    ] },
+    { title = "Transform: records failed (processing-failed/)", metrics = [
+      concat([local.metrics_namespace, local.transform_failed_metric.name], flatten([for k, v in local.transform_failed_metric.dimensions : [k, v]]), [{ stat = "Sum" }]),
     ] },
   ]
 }

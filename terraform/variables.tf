@@ -192,7 +192,7 @@ variable "athena_named_queries_enabled" {
 
 variable "tenant_ids" {
   type        = list(string)
-  description = "Required: tenants for Athena partition projection. A list makes `tenant_id` an `enum`: queries may span tenants, as the dashboards in athena_queries/ do; a new tenant needs a re-apply. `[]` makes it `injected`: every query must filter tenant_id with = or IN, so the cross-tenant dashboards cannot run. No default, because the choice decides whether the dashboards work."
+  description = "Required: tenants for Athena partition projection. A list makes `tenant_id` an `enum`: queries may span tenants, as the dashboards in athena_queries/ do; the fan-out gets the list (TENANT_IDS) and sends a sale of any other tenant to the dead-letter queue, so onboarding a tenant is: add it here, apply, replay its events (README). `[]` makes it `injected`: every tenant is accepted, but every query must filter tenant_id with = or IN, so the cross-tenant dashboards cannot run. No default, because the choice decides whether the dashboards work."
 
   validation {
     # RE2 has no look-ahead, so pipeline.json's tenant pattern is applied without its `(?!.*\.\.)` part and
@@ -202,16 +202,26 @@ variable "tenant_ids" {
     )])
     error_message = "Every tenant id must match pipeline.json's tenant_id_pattern (letters, digits, '.', '_', '-'; at most 32; no '..')."
   }
+
+  validation {
+    # The list travels to the fan-out as one environment variable; Lambda allows 4 KB for all of them.
+    condition     = length(join(",", var.tenant_ids)) <= 2048
+    error_message = "tenant_ids joined with commas must stay within 2048 characters (Lambda's 4 KB environment limit); use [] (injected projection) for that many tenants."
+  }
 }
 
 variable "partition_projection_year_range" {
   type        = string
-  default     = "2020,2040"
-  description = "Range of the `year` partition for Athena projection, `first,last`."
+  default     = null
+  description = "Override of pipeline.json's sold_date_years, `first,last`: the `year` range of Athena's partition projection, passed to the fan-out as SOLD_DATE_YEARS so a sale dated outside it goes to the dead-letter queue instead of into rows Athena never shows. null keeps the file's value."
 
   validation {
-    condition     = can(regex("^[0-9]{4},[0-9]{4}$", var.partition_projection_year_range))
-    error_message = "partition_projection_year_range must look like 2020,2040."
+    condition = var.partition_projection_year_range == null || try(
+      can(regex("^[0-9]{4},[0-9]{4}$", var.partition_projection_year_range))
+      && tonumber(split(",", var.partition_projection_year_range)[0]) <= tonumber(split(",", var.partition_projection_year_range)[1]),
+      false,
+    )
+    error_message = "partition_projection_year_range must look like 2020,2040 (first year <= last year)."
   }
 }
 
@@ -337,7 +347,7 @@ variable "log_level" {
 variable "metrics_namespace" {
   type        = string
   default     = null
-  description = "POWERTOOLS_METRICS_NAMESPACE of both Lambdas (their EMF metrics: processed, duplicate, rejected, resends). null keeps the handlers' own default."
+  description = "POWERTOOLS_METRICS_NAMESPACE of both Lambdas (their EMF metrics: processed, duplicate, rejected, resends, the transform's failed records; the transform-records-failed alarm reads this namespace). null keeps the handlers' own default (CarouselSalesPipeline)."
 
   validation {
     condition     = var.metrics_namespace == null || can(regex("^[A-Za-z0-9._/#:-]{1,255}$", coalesce(var.metrics_namespace, "x")))
@@ -408,10 +418,21 @@ variable "incoming_limit_alarm_percent" {
   }
 }
 
+variable "dead_letter_age_alarm_hours" {
+  type        = number
+  default     = 4
+  description = "Alarm when the oldest message in the dead-letter queue is older than this (hours). At most 5: SQS stops publishing a queue's metrics about six hours after its last activity, so a higher threshold might never be crossed while anyone watches."
+
+  validation {
+    condition     = var.dead_letter_age_alarm_hours >= 1 && var.dead_letter_age_alarm_hours <= 5 && floor(var.dead_letter_age_alarm_hours) == var.dead_letter_age_alarm_hours
+    error_message = "dead_letter_age_alarm_hours must be an integer from 1 to 5 (SQS metrics stop about six hours after a queue's last activity)."
+  }
+}
+
 variable "alarm_evaluation_periods" {
   type        = number
   default     = 1
-  description = "Evaluation periods (of 5 minutes for Firehose, 1 minute for Lambda and SQS) before an alarm fires."
+  description = "Evaluation periods (of 5 minutes for Firehose, the transform's failed records and the DLQ's oldest message, 1 minute for Lambda errors and the DLQ depth) before an alarm fires."
 
   validation {
     condition     = var.alarm_evaluation_periods >= 1 && floor(var.alarm_evaluation_periods) == var.alarm_evaluation_periods

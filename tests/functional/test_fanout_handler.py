@@ -391,3 +391,32 @@ def test_firehose_resends_are_counted_even_when_delivery_fails(
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     values = {name: blob[name] for blob in emitted for name in ("FirehoseResends", "SalesFailed") if name in blob}
     assert values == {"FirehoseResends": [float(service.sender.max_attempts - 1)], "SalesFailed": [1.0]}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "hint"),
+    [
+        ("TENANT_IDS", "resale-co,vintage-hub", "detail.tenantId", "add it to tenant_ids"),
+        ("SOLD_DATE_YEARS", "2026,2040", "detail.soldDate", "widen sold_date_years"),
+    ],
+)
+def test_a_sale_athena_would_not_show_goes_to_the_dlq_with_what_to_change(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, hint: str
+) -> None:
+    # GIVEN Terraform's enum projection of tenants (or its year range) in the environment, which the sample
+    # sale (tenant carousel-labs, sold 2025-12-30) is outside of
+    monkeypatch.setenv(variable, value)
+    firehose = RecordingFirehose()
+    _configure(aws, firehose=firehose)
+    event = load_event("product_sold")
+    # WHEN it arrives
+    result = fanout.lambda_handler(event, CONTEXT)
+    # THEN it is refused into the DLQ with the reason, and written nowhere Athena could miss it
+    assert result["outcome"] == "rejected"
+    (message,) = _dlq_messages(aws)
+    assert message["errorType"] == "InvalidSaleEvent"
+    assert message["error"]["field"] == field
+    assert hint in message["error"]["reason"]
+    assert message["event"] == event
+    assert _sales_items(aws) == []
+    assert firehose.calls == []

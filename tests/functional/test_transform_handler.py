@@ -148,3 +148,39 @@ def test_response_stays_under_6_mb_for_the_largest_batch_the_processor_buffer_se
         size = len(json.dumps(response, separators=(",", ":")))
         assert size < LAMBDA_RESPONSE_LIMIT, f"{template is widening=} {buffer_mib=} {size=}"
         assert len(response["records"]) == len(payloads)
+
+
+def _values(value: Any) -> list[Any]:
+    # EMF allows a number or an array of numbers; Powertools writes an array.
+    return value if isinstance(value, list) else [value]
+
+
+def _emf_blobs(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+
+
+def test_failed_records_are_counted_in_one_bounded_emf_metric(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a batch with one good record and two that fail (a transform failure leaves Firehose's
+    # ExecuteProcessing.Success at 1, so only this metric tells)
+    capsys.readouterr()
+    event = firehose_event([_fanout_record(), b"not json", orjson.dumps({"tenantId": "a/b"})])
+    # WHEN the handler runs
+    out = lambda_handler(event, CONTEXT)
+    # THEN its output is unchanged and one EMF blob carries TransformRecordsFailed = 2, Count, with the
+    # service dimension only (no record ids, tenants or reasons)
+    assert [r["result"] for r in out["records"]] == ["Ok", "ProcessingFailed", "ProcessingFailed"]
+    (blob,) = _emf_blobs(capsys.readouterr().out)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "CarouselSalesPipeline"
+    assert directive["Metrics"] == [{"Name": "TransformRecordsFailed", "Unit": "Count"}]
+    assert directive["Dimensions"] == [["service"]]
+    assert blob["service"] == "sales-transform"
+    assert _values(blob["TransformRecordsFailed"]) == [2]
+    assert set(blob) == {"_aws", "service", "TransformRecordsFailed"}
+
+
+def test_a_clean_batch_reports_zero_failed_records(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    lambda_handler(firehose_event([_fanout_record()]), CONTEXT)
+    (blob,) = _emf_blobs(capsys.readouterr().out)
+    assert _values(blob["TransformRecordsFailed"]) == [0]

@@ -139,10 +139,12 @@ class Terraform:
     env: dict[str, str]
     binary: str
 
-    def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``terraform <args>`` in the module copy; on failure show the output in the assertion."""
+    def run(
+        self, *args: str, timeout: float = 300, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``terraform <args>`` in the module copy (``input`` on stdin); on failure show the output."""
         result = subprocess.run(
-            [self.binary, *args, "-no-color"], cwd=self.workdir, env=self.env,
+            [self.binary, *args, "-no-color"], cwd=self.workdir, env=self.env, input=input,
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if check and result.returncode != 0:

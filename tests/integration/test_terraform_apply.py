@@ -31,11 +31,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
-from fanout_lambda.settings import REQUIRED_VARIABLES
+from fanout_lambda.settings import OPTIONAL_VARIABLES as FANOUT_OPTIONAL_VARIABLES
+from fanout_lambda.settings import REQUIRED_VARIABLES, SOLD_DATE_YEARS, TENANT_IDS
 from glue_schemas import sales_history
+from local_pipeline.dashboards import connect
 from pipeline_config import load as load_pipeline
 from tests.integration import terraform_support as tfs
+from tests.unit.local_pipeline.test_dashboards import write_object
+from tests.unit.local_pipeline.test_parquet import row
+from transform_lambda import handler as transform_handler
 
 pytestmark = [
     pytest.mark.integration,
@@ -149,7 +156,7 @@ def test_delivery_stream_converts_to_parquet_through_the_glue_table(
         == (pipeline["firehose"]["parquet_compression"])
     )
     schema_configuration = conversion["SchemaConfiguration"]
-    assert schema_configuration["DatabaseName"] == schema["database"]
+    assert schema_configuration["DatabaseName"] == deployed.outputs["glue_database_name"]
     assert schema_configuration["TableName"] == schema["table"]
     assert schema_configuration["VersionId"] == "LATEST"
     assert schema_configuration["Region"] == tfs.REGION
@@ -166,7 +173,11 @@ def test_delivery_stream_is_encrypted_with_the_pipeline_key(deployed: Deployment
 
 def test_glue_table_is_glue_schemas_sales_history(deployed: Deployment, pipeline: dict[str, Any]) -> None:
     schema = sales_history()
-    table = deployed.client("glue").get_table(DatabaseName=schema["database"], Name=schema["table"])["Table"]
+    # The stage's database (name_prefix + the schema's database); the table keeps the name the SQL reads.
+    assert deployed.outputs["glue_database_name"] == "carousel_sales_carousel_sales"
+    table = deployed.client("glue").get_table(
+        DatabaseName=deployed.outputs["glue_database_name"], Name=schema["table"]
+    )["Table"]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
     assert columns == [(c["name"], c["type"]) for c in schema["columns"]]
     partition_keys = [(k["Name"], k["Type"]) for k in table["PartitionKeys"]]
@@ -181,6 +192,8 @@ def test_glue_table_is_glue_schemas_sales_history(deployed: Deployment, pipeline
     assert parameters["storage.location.template"] == expected_template
     assert parameters["projection.enabled"] == "true"
     assert parameters["projection.year.type"] == "integer"
+    years = pipeline["sold_date_years"]
+    assert parameters["projection.year.range"] == f"{years['first']},{years['last']}"
     assert parameters["projection.month.type"] == "integer"
     assert parameters["projection.month.digits"] == "2"
     assert parameters["projection.tenant_id.type"] == "injected"  # tenant_ids left empty in the test
@@ -217,7 +230,12 @@ def test_fanout_lambda_environment_is_what_settings_reads(deployed: Deployment) 
     assert configuration["Runtime"] == "python3.12"
     variables = configuration["Environment"]["Variables"]
     assert set(REQUIRED_VARIABLES) <= set(variables)
-    assert set(variables) - set(REQUIRED_VARIABLES) <= OPTIONAL_VARIABLES
+    assert set(variables) - set(REQUIRED_VARIABLES) <= OPTIONAL_VARIABLES | set(FANOUT_OPTIONAL_VARIABLES)
+    # What Athena's projection shows, so the fan-out refuses what it would hide: pipeline.json's years, and
+    # every tenant (tenant_ids = [] in the test: injected projection, no TENANT_IDS).
+    years = load_pipeline()["sold_date_years"]
+    assert variables[SOLD_DATE_YEARS] == f"{years['first']},{years['last']}"
+    assert TENANT_IDS not in variables
     assert variables["SALES_TABLE_NAME"] == deployed.outputs["sales_table_name"]
     assert variables["IDEMPOTENCY_TABLE_NAME"] == deployed.outputs["idempotency_table_name"]
     assert variables["DELIVERY_STREAM_NAME"] == deployed.outputs["delivery_stream_name"]
@@ -321,7 +339,7 @@ def test_one_named_query_per_sql_file(deployed: Deployment) -> None:
     }
     sql_files = {p.stem: p.read_text(encoding="utf-8") for p in sorted((tfs.ROOT / "athena_queries").glob("*.sql"))}
     assert {name: q["query"] for name, q in planned.items()} == sql_files
-    assert all(q["database"] == sales_history()["database"] for q in planned.values())
+    assert all(q["database"] == deployed.outputs["glue_database_name"] for q in planned.values())
     # Nothing else would change: the plan adds the named queries and only them.
     other = [c["address"] for c in plan["resource_changes"] if c["change"]["actions"] != ["no-op"]]
     assert all(address.startswith("aws_athena_named_query.dashboard[") for address in other)
@@ -340,11 +358,192 @@ def test_alarms_notify_the_topic_and_dashboard_shows_the_pipeline(deployed: Depl
         "RecordsPerSecondLimit", "BytesPerSecondLimit", "PutRequestsPerSecondLimit", "FailedConversion.Records",
         "ExecuteProcessing.Success", "PartitionCountExceeded", "Errors", "Throttles",
         "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage", "TransformRecordsFailed",
     }  # fmt: skip
     body = cloudwatch.get_dashboard(DashboardName=deployed.outputs["dashboard_name"])["DashboardBody"]
     for name in ("delivery_stream_name", "fanout_lambda_name", "transform_lambda_name"):
         assert deployed.outputs[name] in body
     assert deployed.outputs["dead_letter_queue_url"].rsplit("/", 1)[-1] in body
+
+
+def _alarms(deployed: Deployment) -> dict[str, dict[str, Any]]:
+    cloudwatch = deployed.client("cloudwatch")
+    alarms = cloudwatch.describe_alarms(AlarmNames=deployed.outputs["alarm_names"])["MetricAlarms"]
+    prefix = deployed.outputs["fanout_lambda_name"].removesuffix("fanout")
+    return {a["AlarmName"].removeprefix(prefix): a for a in alarms}
+
+
+def test_transform_failure_alarm_reads_the_metric_the_handler_emits(deployed: Deployment) -> None:
+    # GIVEN the alarm on the transform's failed records WHEN read back THEN it watches exactly the metric,
+    # namespace and bounded dimension transform_lambda/handler.py publishes, and fires above zero
+    alarm = _alarms(deployed)["transform-records-failed"]
+    assert alarm["Namespace"] == transform_handler.DEFAULT_METRICS_NAMESPACE  # metrics_namespace left null
+    assert alarm["MetricName"] == transform_handler.FAILED_RECORDS_METRIC
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": transform_handler.SERVICE}]
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
+    body = json.loads(deployed.client("cloudwatch").get_dashboard(DashboardName=deployed.outputs["dashboard_name"])[
+        "DashboardBody"
+    ])  # fmt: skip
+    widgets = [w["properties"].get("metrics", []) for w in body["widgets"]]
+    assert [
+        transform_handler.DEFAULT_METRICS_NAMESPACE, transform_handler.FAILED_RECORDS_METRIC,
+        "service", transform_handler.SERVICE, {"stat": "Sum"},
+    ] in [m for metrics in widgets for m in metrics]  # fmt: skip
+
+
+def test_dead_letter_alarms_keep_their_state_when_sqs_stops_publishing(deployed: Deployment) -> None:
+    # SQS publishes nothing for a queue idle for six hours, while messages can wait 14 days: missing data must
+    # neither clear the alarm (notBreaching) nor raise it for an empty idle queue (breaching).
+    alarms = _alarms(deployed)
+    depth, age = alarms["dead-letter-queue-not-empty"], alarms["dead-letter-queue-oldest-message"]
+    queue = deployed.outputs["dead_letter_queue_url"].rsplit("/", 1)[-1]
+    for alarm in (depth, age):
+        assert alarm["TreatMissingData"] == "ignore"
+        assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": queue}]
+    assert depth["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert age["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert age["ComparisonOperator"] == "GreaterThanThreshold"
+    assert 0 < age["Threshold"] < 6 * 3600  # crossed while SQS still publishes the idle queue's metrics
+
+
+def test_quota_alarms_use_five_minute_sums_divided_by_300(deployed: Deployment) -> None:
+    # Amazon Data Firehose Developer Guide, "Implement best practices with CloudWatch Alarms".
+    alarms = _alarms(deployed)
+    for name in ("incoming-records", "incoming-bytes", "incoming-requests"):
+        queries = {q["Id"]: q for q in alarms[f"firehose-{name}-near-limit"]["Metrics"]}
+        assert queries["usage"]["Expression"].replace(" ", "") == "100*(incoming/300)/limit"
+        assert queries["incoming"]["MetricStat"]["Period"] == 300
+        assert queries["incoming"]["MetricStat"]["Stat"] == "Sum"
+        assert queries["limit"]["MetricStat"]["Period"] == 300
+
+
+def test_cloudwatch_may_use_the_key_only_for_this_stacks_topic_and_alarms(deployed: Deployment) -> None:
+    kms = deployed.client("kms")
+    key_id = deployed.outputs["kms_key_arn"]
+    policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    (statement,) = [s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    account = deployed.outputs["alarm_topic_arn"].split(":")[4]
+    prefix = deployed.outputs["fanout_lambda_name"].removesuffix("-fanout")
+    condition = statement["Condition"]
+    assert condition["StringEquals"]["aws:SourceAccount"] == account
+    assert condition["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"] == deployed.outputs["alarm_topic_arn"]
+    assert condition["ArnLike"]["aws:SourceArn"] == f"arn:aws:cloudwatch:{tfs.REGION}:{account}:alarm:{prefix}-*"
+    alarm_arns = [a["AlarmArn"] for a in _alarms(deployed).values()]
+    assert alarm_arns and all(arn.startswith(condition["ArnLike"]["aws:SourceArn"][:-1]) for arn in alarm_arns)
+
+
+#: DuckDB's type for each Presto type the view declares (the local lake is read by DuckDB).
+DUCKDB_TYPES = {
+    "varchar": "VARCHAR", "double": "DOUBLE", "integer": "INTEGER", "bigint": "BIGINT", "date": "DATE",
+    "timestamp(3)": "TIMESTAMP", "array(real)": "FLOAT[]",
+}  # fmt: skip
+PRESTO_VIEW = re.compile(r"^/\* Presto View: (?P<encoded>[A-Za-z0-9+/=]+) \*/$")
+
+
+def _view_definition(table: dict[str, Any]) -> dict[str, Any]:
+    match = PRESTO_VIEW.match(table["ViewOriginalText"])
+    assert match, table["ViewOriginalText"][:80]
+    definition: dict[str, Any] = json.loads(base64.b64decode(match["encoded"]))
+    return definition
+
+
+def _query_output_columns(tmp_path: Any) -> list[tuple[str, str]]:
+    """The view file's SQL run on DuckDB over a one-row local lake: its real output columns and types."""
+    schema = sales_history()
+    write_object(tmp_path, "t1", 2025, 12, "a", [row()])
+    connection = connect(
+        tmp_path, table_name=schema["table"], table_prefix=load_pipeline()["lake"]["table_prefix"],
+        partition_keys=schema["partition_keys"],
+    )  # fmt: skip
+    try:
+        return [(name, kind) for name, kind, *_ in connection.execute("DESCRIBE sales_history_dedup").fetchall()]
+    finally:
+        connection.close()
+
+
+def test_dedup_view_is_deployed_from_the_sql_file_with_the_querys_columns(deployed: Deployment, tmp_path: Any) -> None:
+    # GIVEN the deployed stack WHEN the view is read back as Athena would read it
+    glue = deployed.client("glue")
+    database = deployed.outputs["glue_database_name"]
+    sql_file = (tfs.ROOT / "athena_queries" / "sales_history_dedup.sql").read_text(encoding="utf-8")
+    statement = sqlglot.parse_one(sql_file, read="trino")
+    assert isinstance(statement, exp.Create)
+    table = glue.get_table(DatabaseName=database, Name=statement.this.name)["Table"]
+    assert table["TableType"] == "VIRTUAL_VIEW"
+    assert table["Parameters"]["presto_view"] == "true"
+    assert table["ViewExpandedText"] == "/* Presto View */"
+
+    # THEN its encoded definition decodes back to the file's query, resolved in the stage's database
+    definition = _view_definition(table)
+    assert sql_file.rstrip().endswith(definition["originalSql"])
+    assert sqlglot.parse_one(definition["originalSql"], read="trino") == statement.expression
+    assert (definition["catalog"], definition["schema"]) == ("awsdatacatalog", database)
+    assert definition["runAsInvoker"] is False and "owner" not in definition
+
+    # AND its columns are the query's output: names and types as the SQL really produces them (DuckDB) ...
+    view_columns = [(c["name"], c["type"]) for c in definition["columns"]]
+    produced = _query_output_columns(tmp_path)
+    assert {name: DUCKDB_TYPES[kind] for name, kind in view_columns} == dict(produced)
+    # ... in Athena's order: `s.*` expands to the table's columns, then its partition keys, then what the SQL
+    # adds. (DuckDB lists hive partition columns alphabetically, so only the rest of its order is compared.)
+    schema = sales_history()
+    partition = [k["name"] for k in schema["partition_keys"]]
+    assert [name for name, _ in view_columns] == [c["name"] for c in schema["columns"]] + partition + ["delivery_rank"]
+    assert [n for n, _ in produced if n not in partition] == [n for n, _ in view_columns if n not in partition]
+    # ... and the storage descriptor repeats them with Hive types.
+    hive = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+    assert hive == [(c["name"], c["type"]) for c in schema["columns"] + schema["partition_keys"]] + [
+        ("delivery_rank", "bigint")
+    ]
+
+    # AND every table the dashboards' named queries read exists in the database after apply, no manual step
+    existing = {t["Name"] for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    for path in sorted((tfs.ROOT / "athena_queries").glob("*.sql")):
+        parsed = sqlglot.parse_one(path.read_text(encoding="utf-8"), read="trino")
+        if isinstance(parsed, exp.Create):
+            continue
+        assert {t.name for t in parsed.find_all(exp.Table)} <= existing, path.name
+
+
+SECOND_STAGE = "carousel-stage2"
+
+
+def test_a_second_stage_applies_beside_the_first_in_one_account(
+    deployed: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # GIVEN the first stack applied (name_prefix carousel-sales) WHEN a second stack with another prefix is
+    # applied to the same account (the same moto server)
+    second = tfs.initialised_module(tmp_path_factory.mktemp("terraform-stage2"), deployed.endpoint)
+    stage = ("-var-file=moto.tfvars.json", f"-var=name_prefix={SECOND_STAGE}")
+    try:
+        second.run("apply", "-auto-approve", "-input=false", *stage, timeout=600)
+        outputs = second.outputs()
+        # THEN each stage has its own database, holding its own sales_history table and dedup view
+        glue = deployed.client("glue")
+        databases = {deployed.outputs["glue_database_name"], outputs["glue_database_name"]}
+        assert databases == {"carousel_sales_carousel_sales", "carousel_stage2_carousel_sales"}
+        for database in databases:
+            tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+            assert set(tables) == {"sales_history", "sales_history_dedup"}
+            assert _view_definition(tables["sales_history_dedup"])["schema"] == database
+        assert outputs["glue_table_name"] == deployed.outputs["glue_table_name"] == "sales_history"
+        # AND each stream converts through its own stage's table, and each workgroup is its own
+        for stage_outputs in (deployed.outputs, outputs):
+            stream = deployed.client("firehose").describe_delivery_stream(
+                DeliveryStreamName=stage_outputs["delivery_stream_name"]
+            )["DeliveryStreamDescription"]
+            conversion = stream["Destinations"][0]["ExtendedS3DestinationDescription"][
+                "DataFormatConversionConfiguration"
+            ]
+            assert conversion["SchemaConfiguration"]["DatabaseName"] == stage_outputs["glue_database_name"]
+        assert outputs["athena_workgroup_name"] != deployed.outputs["athena_workgroup_name"]
+    finally:
+        second.run("destroy", "-auto-approve", "-input=false", *stage, timeout=600, check=False)
+    # AND destroying the second stage leaves the first one's catalog alone
+    remaining = deployed.client("glue").get_tables(DatabaseName=deployed.outputs["glue_database_name"])["TableList"]
+    assert {t["Name"] for t in remaining} == {"sales_history", "sales_history_dedup"}
+    names = {d["Name"] for d in deployed.client("glue").get_databases()["DatabaseList"]}
+    assert "carousel_stage2_carousel_sales" not in names
 
 
 def test_second_plan_shows_no_changes(deployed: Deployment) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from fanout_lambda.settings import SOLD_DATE_YEARS, TENANT_IDS
 from tests.integration import terraform_support as tfs
 
 pytestmark = [
@@ -39,6 +40,8 @@ INVALID = {
     "eventbridge_maximum_event_age_seconds": 30,
     "transform_timeout_seconds": 301,
     "log_retention_days": 10,
+    "partition_projection_year_range": "2040,2020",
+    "dead_letter_age_alarm_hours": 6,  # SQS stops publishing an idle queue's metrics after about six hours
 }
 
 
@@ -68,6 +71,7 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
         "processor_buffer_size_mib": 2,
         "parquet_compression": "GZIP",
         "tenant_ids": ["carousel-labs", "acme.eu"],
+        "partition_projection_year_range": "2022,2030",
     }
     terraform.run(
         "plan", "-input=false", "-out=overrides.tfplan", "-var-file=moto.tfvars.json",
@@ -92,6 +96,19 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
     assert table["projection.tenant_id.type"] == "enum"
     assert table["projection.tenant_id.values"] == "carousel-labs,acme.eu"
     assert table["parquet.compression"] == "GZIP"
+
+    # Whatever Athena's projection shows, the fan-out is told, so it refuses (to the DLQ) what Athena would hide.
+    assert table["projection.year.range"] == "2022,2030"
+    # The function's environment also holds values known only after apply (the queue URL), so the plan
+    # leaves it out; the part lambda.tf merges in for the lake's scope is read with `terraform console`
+    # (the apply test reads the deployed function's environment).
+    console = terraform.run(
+        "console", "-var-file=moto.tfvars.json", "-var-file=overrides.tfvars.json",
+        input="jsonencode(local.fanout_lake_scope_environment)\n", timeout=120,
+    )  # fmt: skip
+    environment = json.loads(json.loads(console.stdout.strip()))
+    assert environment[SOLD_DATE_YEARS] == "2022,2030"
+    assert environment[TENANT_IDS] == "carousel-labs,acme.eu"
 
 
 def test_plan_rejects_a_pipeline_json_that_breaks_a_firehose_rule(

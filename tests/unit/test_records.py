@@ -145,3 +145,15 @@ def test_schema_has_no_data_column_repeating_a_partition_key_and_lowercase_names
 def test_sale_date_must_be_a_whole_iso_date_or_timestamp(value: str) -> None:
     with pytest.raises(RecordRejected, match="soldDate: must be an ISO date"):
         NORMALISER.normalise(_record(soldDate=value))
+
+
+@given(st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)))
+def test_eventbridge_time_takes_the_fast_path_to_the_same_lake_timestamp(moment: dt.datetime) -> None:
+    # EventBridge writes `time` as yyyy-MM-ddTHH:mm:ssZ; the transform slices it instead of converting, and the
+    # result must be what the general path gives for the same instant written with an explicit offset.
+    moment = moment.replace(microsecond=0)
+    fast = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    general = moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    row, _ = NORMALISER.normalise(_record(eventTime=fast))
+    assert row["event_time"] == NORMALISER.normalise(_record(eventTime=general))[0]["event_time"]
+    assert row["event_time"] == moment.strftime("%Y-%m-%d %H:%M:%S.000")

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fanout_lambda.errors import InvalidSaleEvent
+import pipeline_config
+from fanout_lambda.errors import ConfigurationError, InvalidSaleEvent
+from fanout_lambda.settings import SOLD_DATE_YEARS, TENANT_IDS, LakeScope
 from fanout_lambda.validation import SaleValidator, is_calendar_date, validator
 from tests.support import load_event
 
@@ -109,3 +111,57 @@ def test_event_id_is_a_short_ascii_token(event_id: str) -> None:
     event["id"] = event_id
     with pytest.raises(InvalidSaleEvent, match=r"^id: "):
         validator(1024).validate(event)
+
+
+# --- Accepted means visible: a sale Athena's partition projection would hide is refused with what to change.
+
+
+def test_sold_date_years_are_declared_once_in_pipeline_json() -> None:
+    first, last = pipeline_config.sold_date_years()
+    assert (first, last) == (
+        pipeline_config.load()["sold_date_years"]["first"],
+        pipeline_config.load()["sold_date_years"]["last"],
+    )
+    assert SaleValidator(1024).scope == LakeScope(first_year=first, last_year=last, tenant_ids=None)
+
+
+@pytest.mark.parametrize(("year", "accepted"), [(2019, False), (2020, True), (2040, True), (2041, False)])
+def test_a_sale_outside_the_projected_years_is_refused_naming_the_range(year: int, accepted: bool) -> None:
+    event = _with(soldDate=f"{year}-06-15")
+    scope = LakeScope(first_year=2020, last_year=2040)
+    if accepted:
+        assert validator(1024, scope).validate(event).sold_date == f"{year}-06-15"
+        return
+    with pytest.raises(InvalidSaleEvent) as caught:
+        validator(1024, scope).validate(event)
+    assert caught.value.field == "detail.soldDate"
+    assert f"year {year} is outside" in caught.value.reason
+    assert "2020-2040" in caught.value.reason
+    assert "sold_date_years" in caught.value.reason and "replay" in caught.value.reason
+
+
+def test_a_tenant_missing_from_the_enum_projection_is_refused_with_the_onboarding_steps() -> None:
+    scope = LakeScope(first_year=2020, last_year=2040, tenant_ids=frozenset({"resale-co"}))
+    with pytest.raises(InvalidSaleEvent) as caught:
+        validator(1024, scope).validate(load_event("product_sold"))
+    assert caught.value.field == "detail.tenantId"
+    assert caught.value.value == "carousel-labs"
+    assert "'carousel-labs' is not in Terraform's tenant_ids" in caught.value.reason
+    assert "terraform apply" in caught.value.reason
+    assert "sales-pipeline dlq replay --rejected" in caught.value.reason
+    listed = LakeScope(first_year=2020, last_year=2040, tenant_ids=frozenset({"resale-co", "carousel-labs"}))
+    assert validator(1024, listed).validate(load_event("product_sold")).tenant_id == "carousel-labs"
+
+
+def test_scope_is_read_from_the_environment_terraform_sets() -> None:
+    scope = LakeScope.from_env({TENANT_IDS: " carousel-labs, resale-co ,", SOLD_DATE_YEARS: "2021,2030"})
+    assert scope == LakeScope(first_year=2021, last_year=2030, tenant_ids=frozenset({"carousel-labs", "resale-co"}))
+    # unset: every tenant (injected projection) and pipeline.json's years
+    assert LakeScope.from_env({}) == LakeScope(*pipeline_config.sold_date_years(), tenant_ids=None)
+    assert LakeScope.from_env({TENANT_IDS: ""}).tenant_ids is None
+
+
+@pytest.mark.parametrize("raw", ["2020", "2040,2020", "a,b", "2020,2030,2040"])
+def test_malformed_sold_date_years_name_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^{SOLD_DATE_YEARS} must be 'first,last' years, got "):
+        LakeScope.from_env({SOLD_DATE_YEARS: raw})
