@@ -159,7 +159,7 @@ def list_command(args: argparse.Namespace) -> int:
     for item in groups:
         oldest = item.oldest_ms()
         age = "?" if oldest is None else format_age(moment - oldest / 1000)
-        out.write(f"\n{item.kind} ({KIND_TITLES[item.kind]}): {len(item.letters)}, oldest {age}\n")
+        out.write(f"\n{item.kind}: {len(item.letters)} message(s), oldest {age} ({KIND_TITLES[item.kind]})\n")
         out.write(f"  reason: {item.reason}\n")
         ids = [letter.event_id or f"message {letter.message_id}" for letter in item.letters]
         more = f" (+{len(ids) - SHOWN_IDS} more)" if len(ids) > SHOWN_IDS else ""

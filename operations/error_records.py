@@ -95,11 +95,11 @@ def parse_object(key: str, body: bytes, root: str) -> list[ErrorRecord]:
         try:
             body = gzip.decompress(body)
         except (OSError, EOFError) as exc:
-            raise UnreadableObject(f"{key}: gzip data is corrupt ({exc})") from exc
+            raise UnreadableObject(f"gzip data is corrupt ({exc})") from exc
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UnreadableObject(f"{key}: not UTF-8 text ({exc})") from exc
+        raise UnreadableObject(f"not UTF-8 text ({exc})") from exc
     error_type = error_type_of(key, root)
     decoder = json.JSONDecoder()
     records: list[ErrorRecord] = []
@@ -108,9 +108,9 @@ def parse_object(key: str, body: bytes, root: str) -> list[ErrorRecord]:
         try:
             envelope, end = decoder.raw_decode(text, position)
         except ValueError as exc:
-            raise UnreadableObject(f"{key}: envelope {len(records) + 1} is not JSON ({exc})") from exc
+            raise UnreadableObject(f"envelope {len(records) + 1} is not JSON ({exc})") from exc
         if not isinstance(envelope, dict):
-            raise UnreadableObject(f"{key}: envelope {len(records) + 1} is not a JSON object")
+            raise UnreadableObject(f"envelope {len(records) + 1} is not a JSON object")
         records.append(_record(key, len(records), error_type, envelope))
         position = _skip_space(text, end)
     return records

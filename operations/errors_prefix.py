@@ -194,7 +194,7 @@ def list_command(args: argparse.Namespace) -> int:
                 data = record.data.decode("utf-8", "replace") if record.data is not None else record.data_problem
                 out.write(f"  {record.key}#{record.index}: {_shorten(str(data))}\n")
     for broken in unreadable:
-        out.write(f"\nunreadable: {broken.unreadable}\n")
+        out.write(f"\nunreadable: {broken.key}: {broken.unreadable}\n")
     return 0
 
 

@@ -60,12 +60,16 @@ def register(subparsers: Any) -> None:
 
 def read_entries(path: Path, bus_name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, PutEvents entry)`` per non-blank line; :class:`InvalidEvent` names the line."""
+    for number, line in _lines(path):
+        yield number, _entry(line, number, bus_name)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                yield number, _entry(line, number, bus_name)
+                if line.strip():
+                    yield number, line
     except OSError as exc:
         raise OperatorError(f"--events {path}: cannot read it ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
@@ -92,12 +96,9 @@ def check_file(path: Path, bus_name: str) -> tuple[int, int, int]:
     bad: list[str] = []
     events = total_bytes = calls = 0
     call_size = call_entries = 0
-    lines = read_entries(path, bus_name)
-    while True:
+    for number, line in _lines(path):
         try:
-            _, entry = next(lines)
-        except StopIteration:
-            break
+            entry = _entry(line, number, bus_name)
         except InvalidEvent as exc:
             bad.append(str(exc))
             continue

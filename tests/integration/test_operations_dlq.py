@@ -46,6 +46,11 @@ def destination_record(event: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def letters(stack: Stack) -> dict[str, Any]:
     """An empty bus probe and a DLQ holding one or more messages of every kind; returns the events by role."""
+    return seed_dead_letters(stack)
+
+
+def seed_dead_letters(stack: Stack) -> dict[str, Any]:
+    """Empty the DLQ and the probe, then send messages of every kind; return the events by role."""
     stack.drain(stack.dlq_url)
     stack.drain(stack.probe_url)
     sqs = stack.client("sqs")
