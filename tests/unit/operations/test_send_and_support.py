@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,30 @@ def test_aws_call_turns_sdk_errors_into_one_line() -> None:
         raise error
     with pytest.raises(OperatorError, match="Could not connect"), aws_call("reading q"):
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+
+class MeetingEvents(AcceptAll):
+    """put_events that returns only once ``parties`` calls are in flight together (a barrier, no timing)."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3 parameter names
+        self.barrier.wait()  # raises BrokenBarrierError unless `parties` calls overlap
+        return super().put_events(Entries)
+
+
+def test_calls_overlap_up_to_the_concurrency(tmp_path: Path) -> None:
+    client = MeetingEvents(parties=3)
+
+    summary = send(
+        events_file(tmp_path, 30),
+        "bus",
+        EventPublisher(client),
+        rate=None,
+        progress=Progress("t", 30, stream=io.StringIO()),
+        concurrency=3,
+    )
+
+    assert sorted(client.calls) == [10, 10, 10] and summary.sent == 30 and summary.events == 30
