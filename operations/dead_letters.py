@@ -45,8 +45,8 @@ Kind = Literal["rejected", "undeliverable", "failed-after-retries", "failed-past
 KIND_TITLES: dict[str, str] = {
     "rejected": "rejected by the fan-out's validation",
     "undeliverable": "EventBridge could not deliver it",
-    "failed-after-retries": "fan-out failed after Lambda's async retries (direct trigger)",
-    "failed-past-receive-limit": "fan-out failed past the buffer queue's receive limit (queue trigger)",
+    "failed-after-retries": "direct trigger: the fan-out failed after Lambda's async retries",
+    "failed-past-receive-limit": "queue trigger: the fan-out failed past the buffer queue's receive limit",
     "unknown": "not a message this pipeline writes",
 }
 #: Kinds whose events can succeed now (the cause was transient); ``rejected`` only on request.

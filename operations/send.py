@@ -102,14 +102,14 @@ def _entry(line: str, number: int, bus_name: str) -> dict[str, Any]:
 
 def check_file(path: Path, bus_name: str) -> tuple[int, int, int]:
     """Check every line; return ``(events, bytes, calls)`` or raise :class:`OperatorError` naming the bad lines."""
-    bad: list[str] = []
+    bad: list[tuple[int, str]] = []
     events = total_bytes = calls = 0
     call_size = call_entries = 0
     for number, line in _lines(path):
         try:
             entry = _entry(line, number, bus_name)
         except InvalidEvent as exc:
-            bad.append(str(exc))
+            bad.append((number, str(exc)))
             continue
         size = entry_size(entry)
         events += 1
@@ -119,11 +119,14 @@ def check_file(path: Path, bus_name: str) -> tuple[int, int, int]:
             call_entries, call_size = 0, 0
         call_entries += 1
         call_size += size
+    if len(bad) == 1:
+        raise OperatorError(f"--events {path}: {bad[0][1]}; nothing was sent")
     if bad:
-        for message in bad[:SHOWN_BAD_LINES]:
+        for _, message in bad[:SHOWN_BAD_LINES]:
             sys.stderr.write(f"--events {path}: {message}\n")
-        more = f" (and {len(bad) - 1} more bad line(s), listed above)" if len(bad) > 1 else ""
-        raise OperatorError(f"--events {path}: {bad[0]}{more}; nothing was sent")
+        numbers = ", ".join(str(number) for number, _ in bad[:SHOWN_BAD_LINES])
+        more = ", ..." if len(bad) > SHOWN_BAD_LINES else ""
+        raise OperatorError(f"--events {path}: {len(bad)} bad lines ({numbers}{more}), listed above; nothing was sent")
     if events == 0:
         raise OperatorError(f"--events {path}: no events in the file; nothing was sent")
     return events, total_bytes, calls

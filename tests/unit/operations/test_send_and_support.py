@@ -92,10 +92,20 @@ def test_check_file_names_every_bad_line(tmp_path: Path, capsys: pytest.CaptureF
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(load_event("product_sold")) + "\n\n[1]\n{\n")
 
-    with pytest.raises(OperatorError, match=r"line 3: event: must be a JSON object, got list \(and 1 more bad line"):
+    with pytest.raises(OperatorError, match=r"2 bad lines \(3, 4\), listed above; nothing was sent"):
         check_file(path, "bus")
 
-    assert "line 4: not JSON" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "line 3: event: must be a JSON object, got list" in err and "line 4: not JSON" in err
+
+
+def test_a_single_bad_line_is_the_error_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(load_event("product_sold")) + "\n" + json.dumps({"source": "s"}) + "\n")
+
+    with pytest.raises(OperatorError, match=r"line 2: detail-type: must be a non-empty string, got None; nothing was"):
+        check_file(path, "bus")
+    assert capsys.readouterr().err == ""
 
 
 def test_an_empty_file_is_refused(tmp_path: Path) -> None:
