@@ -29,6 +29,7 @@ import orjson
 __all__ = [
     "ErrorGroup",
     "ErrorRecord",
+    "Prepared",
     "TransformCheck",
     "UnreadableObject",
     "error_type_of",
@@ -190,14 +191,34 @@ def group(records: Iterable[ErrorRecord]) -> list[ErrorGroup]:
     return sorted(groups.values(), key=lambda g: (g.error_type, -len(g.records), g.code))
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What to send for one record (``data``), or why it would fail again (``problem``)."""
+
+    data: bytes | None
+    problem: str | None = None
+    tenant_restored: bool = False
+
+
 class TransformCheck:
     """Would the transform accept this record now? The transform Lambda's own normaliser decides.
 
     Built from the same declarations the Lambda reads (the Glue table, ``pipeline.json``'s tenant id pattern
     and embedding dimension, ``EMBEDDING_DIMENSION`` honoured), so a record that passes here passes there.
+
+    Records that failed after the transform (format conversion, the active-partition limit) hold its output,
+    a lake row, which has no tenant: the tenant is a partition key, carried in Firehose's metadata, not in the
+    row. The row's ``sale_id`` is a hash of tenant, product and sale date (:func:`fanout_lambda.sale.sale_id`),
+    so the one tenant among ``tenants`` that reproduces it is the row's tenant, exactly; the row is sent back
+    with ``tenant_id`` added, which the transform reads, and normalises to the very same row.
     """
 
-    def __init__(self, normalise: Callable[[Any], object] | None = None, max_record_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        normalise: Callable[[Any], object] | None = None,
+        max_record_bytes: int | None = None,
+        tenants: Iterable[str] = (),
+    ) -> None:
         if normalise is None:
             import glue_schemas  # noqa: PLC0415 - imported only by the commands that check records
             import pipeline_config  # noqa: PLC0415
@@ -215,19 +236,70 @@ class TransformCheck:
             max_record_bytes = MAX_RECORD_BYTES
         self._normalise = normalise
         self.max_record_bytes = max_record_bytes
+        self.tenants = tuple(dict.fromkeys(tenants))
 
     def problem(self, record: ErrorRecord) -> str | None:
         """Why ``record`` would fail again (``None``: it would pass the transform)."""
+        return self.prepare(record).problem
+
+    def prepare(self, record: ErrorRecord) -> Prepared:
+        """The data to put back for ``record`` (its own, or a lake row with its tenant restored), or the problem."""
         if record.data is None:
-            return record.data_problem or "no data"
-        if len(record.data) > self.max_record_bytes:
-            return f"record of {len(record.data)} bytes exceeds Firehose's {self.max_record_bytes}-byte limit"
-        try:
-            value = orjson.loads(record.data)  # what the transform parses with (it refuses NaN, unlike json)
-        except orjson.JSONDecodeError as exc:
-            return f"not JSON: {exc}"
+            return Prepared(None, record.data_problem or "no data")
+        problem = self._size_problem(record.data)
+        value: Any = None
+        if problem is None:
+            try:
+                value = orjson.loads(record.data)  # what the transform parses with (it refuses NaN, unlike json)
+            except orjson.JSONDecodeError as exc:
+                problem = f"not JSON: {exc}"
+        if problem is not None:
+            return Prepared(None, problem)
+        rejected = self._rejection(value)
+        if rejected is None:
+            return Prepared(record.data)
+        return self._restore_tenant(value, rejected)
+
+    def _rejection(self, value: Any) -> str | None:
         try:
             self._normalise(value)
         except ValueError as exc:  # RecordRejected names the field
             return f"the transform rejects it: {exc}"
         return None
+
+    def _restore_tenant(self, value: Any, rejected: str) -> Prepared:
+        if not _is_lake_row(value):
+            return Prepared(None, rejected)
+        restored = self._with_tenant(value)
+        if restored is None:
+            return Prepared(
+                None,
+                f"{rejected} (a lake row: none of the {len(self.tenants)} known tenant(s) reproduces its sale_id; "
+                "name its tenant with --tenant)",
+            )
+        data = orjson.dumps(restored) + b"\n"
+        problem = self._size_problem(data) or self._rejection(restored)
+        return Prepared(None, problem) if problem else Prepared(data, tenant_restored=True)
+
+    def _size_problem(self, data: bytes) -> str | None:
+        if len(data) > self.max_record_bytes:
+            return f"record of {len(data)} bytes exceeds Firehose's {self.max_record_bytes}-byte limit"
+        return None
+
+    def _with_tenant(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        from fanout_lambda.sale import sale_id  # noqa: PLC0415
+
+        for tenant in self.tenants:
+            if sale_id(tenant, row["product_id"], row["sold_date"]) == row["sale_id"]:
+                return {**row, "tenant_id": tenant}
+        return None
+
+
+def _is_lake_row(value: Any) -> bool:
+    """A transform output row: snake_case ids, no tenant."""
+    return (
+        isinstance(value, dict)
+        and all(isinstance(value.get(key), str) for key in ("sale_id", "product_id", "sold_date"))
+        and "tenant_id" not in value
+        and "tenantId" not in value
+    )

@@ -3,7 +3,8 @@
 ``reprocess`` works object by object, and never deletes before what replaces it has succeeded:
 
 1. every record of the object is checked with the transform's own normaliser
-   (:class:`~operations.error_records.TransformCheck`);
+   (:class:`~operations.error_records.TransformCheck`); a lake row (what format-conversion and partition
+   failures hold) gets back the tenant its ``sale_id`` names, from the lake's tenant folders or ``--tenant``;
 2. the records that would pass are put back into the delivery stream with PutRecordBatch (500 records /
    4 MiB per call, rejected entries resent with backoff: the fan-out's own
    :class:`~fanout_lambda.adapters.FirehoseSender`);
@@ -16,7 +17,7 @@
 
 An object whose records all fail again, or that cannot be parsed, is left untouched and reported. If a send
 fails part-way, the object is left untouched too; a later run sends its records again, and the lake's
-deduplicated view (by ``event_id``) absorbs the copies.
+deduplicated view (one row per sale) absorbs the copies.
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ def register(subparsers: Any) -> None:
         f"(an object with some of them is split: they go to <key>{STILL_FAILING_SUFFIX}).",
     )
     _type_option(reprocess)
+    reprocess.add_argument(
+        "--tenant",
+        dest="tenants",
+        action="append",
+        default=[],
+        metavar="TENANT_ID",
+        help="a tenant a lake row (format-conversion-failed, activePartitionExceeded) may belong to, besides "
+        "those with a folder in the lake (output lake_table_location); repeatable",
+    )
     reprocess.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_dry_run(reprocess, "reprocess")
     add_arguments(reprocess)
@@ -213,6 +223,7 @@ class ObjectOutcome:
     key: str
     action: str  # moved | split | left | failed
     sent: int = 0
+    tenant_restored: int = 0  # lake rows sent with the tenant their sale_id names
     still_failing: dict[str, int] = field(default_factory=dict)  # reason -> records
     detail: str = ""
 
@@ -222,6 +233,7 @@ class ObjectOutcome:
             "key": self.key,
             "action": self.action,
             "recordsSent": self.sent,
+            "tenantRestored": self.tenant_restored,
             "stillFailing": self.still_failing,
             "detail": self.detail,
         }
@@ -241,17 +253,19 @@ class Reprocessor:
         """Check, send, then move or split ``item`` (see the module docstring for the order)."""
         if item.unreadable:
             return ObjectOutcome(item.key, "left", detail=f"cannot be parsed: {item.unreadable}")
-        good: list[ErrorRecord] = []
+        good: list[bytes] = []
         bad: list[ErrorRecord] = []
         reasons: Counter[str] = Counter()
+        restored = 0
         for record in item.records:
-            problem = self.check.problem(record)
-            if problem is None:
-                good.append(record)
+            prepared = self.check.prepare(record)
+            if prepared.data is not None:
+                good.append(prepared.data)
+                restored += prepared.tenant_restored
             else:
                 bad.append(record)
-                reasons[problem] += 1
-        outcome = ObjectOutcome(item.key, "left", sent=len(good), still_failing=dict(reasons))
+                reasons[str(prepared.problem)] += 1
+        outcome = ObjectOutcome(item.key, "left", sent=len(good), tenant_restored=restored, still_failing=dict(reasons))
         if not good:
             outcome.detail = "every record would fail again"
             return outcome
@@ -261,7 +275,7 @@ class Reprocessor:
         from fanout_lambda.errors import DeliveryIncomplete  # noqa: PLC0415
 
         try:
-            self._sender.send([record.data for record in good if record.data is not None])
+            self._sender.send(good)
         except DeliveryIncomplete as exc:
             return ObjectOutcome(item.key, "failed", still_failing=dict(reasons), detail=str(exc))
         if bad:
@@ -292,7 +306,9 @@ def reprocess_command(args: argparse.Namespace) -> int:
 
     s3 = aws.client("s3")
     sender = None if args.dry_run else FirehoseSender(aws.client("firehose"), stream)
-    reprocessor = Reprocessor(prefix, s3, sender, TransformCheck(), dry_run=args.dry_run)
+    with aws_call("listing the lake's tenant partitions"):
+        tenants = [*args.tenants, *_lake_tenants(s3, outputs.get("lake_table_location"))]
+    reprocessor = Reprocessor(prefix, s3, sender, TransformCheck(tenants=tenants), dry_run=args.dry_run)
     outcomes: list[ObjectOutcome] = []
     with aws_call(f"reprocessing s3://{prefix.bucket}/{prefix.prefix} into stream {stream!r}"):
         for item in prefix.objects("reprocessing error objects"):
@@ -305,14 +321,30 @@ def reprocess_command(args: argparse.Namespace) -> int:
     return INCOMPLETE if incomplete else 0
 
 
+def _lake_tenants(s3: Any, table_location: Any) -> list[str]:
+    """The tenants with a partition folder in the lake (``<table>/tenant_id=X/``), if the outputs name it."""
+    if not isinstance(table_location, str) or not table_location:
+        return []
+    bucket, prefix = split_s3_url(table_location if table_location.endswith("/") else f"{table_location}/")
+    tenants = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for common in page.get("CommonPrefixes", []):
+            folder = str(common["Prefix"])[len(prefix) :].rstrip("/")
+            if folder.startswith("tenant_id="):
+                tenants.append(folder.removeprefix("tenant_id="))
+    return tenants
+
+
 def _print_summary(outcomes: list[ObjectOutcome], prefix: ErrorPrefix, stream: str, dry_run: bool) -> None:
     out = sys.stdout
     would = "would be " if dry_run else ""
     by_action = Counter(o.action for o in outcomes)
     sent = sum(o.sent for o in outcomes if o.action in {"moved", "split"})
+    restored = sum(o.tenant_restored for o in outcomes if o.action in {"moved", "split"})
     out.write(f"s3://{prefix.bucket}/{prefix.prefix}: {len(outcomes)} object(s)\n")
     out.write(
         f"  records {would}sent to {stream!r}: {sent}"
+        + (f" ({restored} lake row(s) with the tenant their sale_id names)" if restored else "")
         + (" (dry run: nothing sent, moved or written)" if dry_run else "")
         + "\n"
     )

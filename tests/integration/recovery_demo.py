@@ -45,6 +45,7 @@ def main() -> int:
             "dlq replay --rejected",
             "errors list",
             "errors reprocess",
+            "errors reprocess --type activePartitionExceeded --tenant luxe-resale",
             "errors list",
             "send --events burst.jsonl --rate 100 --dry-run",
             "send --events burst.jsonl --rate 100",

@@ -135,6 +135,7 @@ def create_stack(endpoint: str, folder: Path) -> Stack:
             "dead_letter_queue_url": dlq_url,
             "event_bus_name": "default",
             "lake_bucket_name": BUCKET,
+            "lake_table_location": f"s3://{BUCKET}/{LAKE_PREFIX}",
             "firehose_error_prefix": f"s3://{BUCKET}/errors/",
             "delivery_stream_name": STREAM,
         },

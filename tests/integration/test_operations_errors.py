@@ -65,9 +65,12 @@ def seed_error_objects(stack: Stack) -> dict[str, Any]:
     events = valid_events(6, seed=5)
     bad = json.loads(json.dumps(events[5]))
     bad["detail"]["tenantId"] = "../x"  # the transform refuses it: it would escape its partition
-    row, _ = normaliser.normalise(json.loads(record_of(events[4])))
-    converted_row = json.dumps(row).encode() + b"\n"  # the transform's output: no tenant_id (a partition key)
-    good = [record_of(event) for event in events[:4]]
+    # Format conversion and the partition limit fail after the transform: their records are lake rows, which
+    # carry no tenant_id (a partition key). events[4]'s tenant has a folder in the lake; events[3]'s has none.
+    rows = [normaliser.normalise(json.loads(record_of(event)))[0] for event in events[3:5]]
+    partition_row, converted_row = (json.dumps(row).encode() + b"\n" for row in rows)
+    s3.put_object(Bucket=BUCKET, Key=f"{LAKE_PREFIX}tenant_id={events[4]['detail']['tenantId']}/year=2025/x.parquet")
+    good = [record_of(event) for event in events[:3]]
     bodies = {
         "good": lines(
             envelope(good[0], "Lambda.FunctionError", FUNCTION_ERROR, 0),
@@ -87,13 +90,13 @@ def seed_error_objects(stack: Stack) -> dict[str, Any]:
         ),
         # Newline-less concatenation is accepted too.
         "partitions": json.dumps(
-            envelope(good[3], "PartitionCountExceeded", "The number of active partitions has exceeded", 30)
+            envelope(partition_row, "PartitionCountExceeded", "The number of active partitions has exceeded", 30)
         ).encode(),
         "unreadable": b"this is not an error envelope",
     }
     for name, body in bodies.items():
         s3.put_object(Bucket=BUCKET, Key=KEYS[name], Body=body)
-    return {"events": events, "good": good, "bad": record_of(bad), "bodies": bodies}
+    return {"events": events, "good": good, "bad": record_of(bad), "bodies": bodies, "rows": rows}
 
 
 def lake_data(stack: Stack) -> bytes:
@@ -130,7 +133,7 @@ def test_list_text_for_one_type_shows_decoded_records(stack: Stack, error_object
     assert status == 0
     assert f"s3://{BUCKET}/errors/activePartitionExceeded/: 1 object(s), 1 record(s)" in out
     assert "arrived 2026-01-15 09:00:30 .. 2026-01-15 09:00:30 UTC" in out
-    assert error_objects["events"][3]["detail"]["productId"] in out  # the decoded rawData
+    assert error_objects["events"][3]["detail"]["productId"] in out  # the decoded rawData (a lake row)
     assert "processing-failed" not in out
 
 
@@ -140,9 +143,16 @@ def test_reprocess_dry_run_changes_nothing(stack: Stack, error_objects: dict[str
     status, out, _ = stack.run("errors", "reprocess", "--dry-run")
 
     assert status == 1  # records would be left behind
-    assert "records would be sent to 'carousel-sales-test': 4 (dry run" in out
-    assert "objects would be moved to" in out and ": 2" in out
+    assert "records would be sent to 'carousel-sales-test': 4 (1 lake row(s) with the tenant" in out
+    assert "(dry run: nothing sent, moved or written)" in out
+    assert f"objects would be moved to s3://{BUCKET}/reprocessed/: 2" in out
     assert stack.bucket() == before
+
+
+def sent_rows(stack: Stack) -> list[dict[str, Any]]:
+    """The lake rows (records with a sale_id and a tenant_id) the delivery stream received."""
+    lines = [json.loads(line) for line in lake_data(stack).splitlines() if line.startswith(b"{")]
+    return [line for line in lines if "sale_id" in line]
 
 
 def test_reprocess_resends_good_records_moves_their_objects_and_keeps_every_failing_record(
@@ -159,17 +169,38 @@ def test_reprocess_resends_good_records_moves_their_objects_and_keeps_every_fail
         assert delivered.count(record) == 1
     assert error_objects["bad"] not in delivered
     # Fully reprocessed objects are kept whole under reprocessed/ and gone from the error prefix.
-    for name in ("good", "partitions", "mixed"):
+    for name in ("good", "converted", "mixed"):
         assert KEYS[name] not in after
         assert after[f"reprocessed/{KEYS[name]}"] == before[KEYS[name]]
     # The mixed object's failing record stays under the error prefix, its envelope unchanged.
     remaining = [json.loads(line) for line in after[f"{KEYS['mixed']}.still-failing"].splitlines()]
     assert [base64.b64decode(item["rawData"]) for item in remaining] == [error_objects["bad"]]
     assert remaining[0]["errorCode"] == "Lambda.ProcessingFailedStatus"
-    # Objects with nothing that would pass are untouched.
-    assert after[KEYS["converted"]] == before[KEYS["converted"]]
+    # The conversion failure's lake row went back with its tenant (found in the lake's folders, checked against
+    # its sale_id); the transform turns it into the very row and partition it would have had.
+    converted_event = error_objects["events"][4]
+    (row,) = sent_rows(stack)
+    assert row["tenant_id"] == converted_event["detail"]["tenantId"]
+    assert normaliser.normalise(row) == normaliser.normalise(json.loads(record_of(converted_event)))
+    # The partition-limit row's tenant has no lake folder: it stays, and the reason says how to name it.
+    assert after[KEYS["partitions"]] == before[KEYS["partitions"]]
+    assert "none of the 1 known tenant(s) reproduces its sale_id; name its tenant with --tenant" in out
     assert after[KEYS["unreadable"]] == before[KEYS["unreadable"]]
-    assert "tenantId: must match" in out and "tenantId: is required" in out
+    assert "tenantId: must match" in out
+
+
+def test_reprocess_with_a_named_tenant_restores_a_row_whose_tenant_has_no_lake_folder(
+    stack: Stack, error_objects: dict[str, Any]
+) -> None:
+    tenant = error_objects["events"][3]["detail"]["tenantId"]
+
+    status, out, _ = stack.run("errors", "reprocess", "--type", "activePartitionExceeded", "--tenant", tenant)
+
+    assert status == 0
+    assert "records sent to 'carousel-sales-test': 1 (1 lake row(s) with the tenant their sale_id names)" in out
+    assert f"reprocessed/{KEYS['partitions']}" in stack.bucket()
+    (row,) = sent_rows(stack)
+    assert row["tenant_id"] == tenant and row["sale_id"] == error_objects["rows"][0]["sale_id"]
 
 
 def test_reprocess_again_finds_nothing_new(stack: Stack, error_objects: dict[str, Any]) -> None:

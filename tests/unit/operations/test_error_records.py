@@ -126,3 +126,44 @@ def test_the_transform_check_refuses_records_over_firehoses_size_limit() -> None
     (record,) = parse_object(KEY, json.dumps(envelope(b'{"a": "0123456789"}')).encode(), ROOT)
 
     assert check.problem(record) == "record of 19 bytes exceeds Firehose's 10-byte limit"
+
+
+def lake_row(event: dict[str, Any]) -> bytes:
+    from transform_lambda.handler import normaliser
+
+    row, _ = normaliser.normalise(json.loads(firehose_record(Sale(event["id"], event["time"], event["detail"]))))
+    return json.dumps(row).encode() + b"\n"
+
+
+def test_a_lake_row_gets_back_the_tenant_its_sale_id_names() -> None:
+    event = load_event("product_sold")
+    (record,) = parse_object(KEY, json.dumps(envelope(lake_row(event))).encode(), ROOT)
+    check = TransformCheck(tenants=["someone-else", event["detail"]["tenantId"]])
+
+    prepared = check.prepare(record)
+
+    assert prepared.problem is None and prepared.tenant_restored
+    assert json.loads(prepared.data or b"")["tenant_id"] == event["detail"]["tenantId"]
+
+
+def test_a_lake_row_whose_tenant_is_unknown_stays_with_the_reason() -> None:
+    event = load_event("product_sold")
+    (record,) = parse_object(KEY, json.dumps(envelope(lake_row(event))).encode(), ROOT)
+
+    prepared = TransformCheck(tenants=["someone-else"]).prepare(record)
+
+    assert prepared.data is None
+    assert prepared.problem == (
+        "the transform rejects it: tenantId: is required (a lake row: none of the 1 known tenant(s) reproduces "
+        "its sale_id; name its tenant with --tenant)"
+    )
+
+
+def test_a_record_that_is_not_a_lake_row_is_never_given_a_tenant() -> None:
+    event = load_event("product_sold")
+    detail = {key: value for key, value in event["detail"].items() if key != "tenantId"}
+    (record,) = parse_object(KEY, json.dumps(envelope(json.dumps(detail).encode())).encode(), ROOT)
+
+    prepared = TransformCheck(tenants=[event["detail"]["tenantId"]]).prepare(record)
+
+    assert prepared.data is None and prepared.problem == "the transform rejects it: tenantId: is required"
