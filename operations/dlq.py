@@ -112,7 +112,8 @@ def _reader_options(parser: argparse.ArgumentParser, default_timeout: int) -> No
 # -- list ------------------------------------------------------------------------------------------------------
 
 
-def _read_all(args: argparse.Namespace) -> tuple[str, list[DeadLetter], QueueReader]:
+def _read_all(args: argparse.Namespace, wanted: str | None = None) -> tuple[str, list[DeadLetter], QueueReader]:
+    """Read every message (or until one with id ``wanted`` is found), then make them all visible again."""
     outputs, aws = stack(args)
     queue_url = str(outputs.require("dead_letter_queue_url"))
     reader = QueueReader(
@@ -126,6 +127,8 @@ def _read_all(args: argparse.Namespace) -> tuple[str, list[DeadLetter], QueueRea
                 for batch in reader.batches():
                     letters.extend(batch)
                     progress.advance(len(batch), total=max(total, len(letters)))
+                    if wanted is not None and find(batch, wanted) is not None:
+                        break
     finally:
         with aws_call(f"making messages visible again in {queue_url}"):
             reader.release()
@@ -170,7 +173,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 def show_command(args: argparse.Namespace) -> int:
     """``dlq show ID``: one message by SQS message id or event id, with its decoded event."""
-    queue_url, letters, reader = _read_all(args)
+    queue_url, letters, reader = _read_all(args, wanted=args.id)
     letter = find(letters, args.id)
     if letter is None:
         raise OperatorError(f"no message with message id or event id {args.id!r} in {queue_url}", INCOMPLETE)
