@@ -301,16 +301,11 @@ def replay_command(args: argparse.Namespace) -> int:
     publisher = None if args.dry_run else EventPublisher(aws.client("events"))
     summary = ReplaySummary()
     try:
-        with aws_call(f"replaying {queue_url} to bus {bus_name!r}"):
-            total = reader.approximate_count()
-            with Progress("replaying dead letters", total) as progress:
-                for batch in reader.batches():
-                    plans = [
-                        plan_replay(letter, bus_name=bus_name, include_rejected=args.rejected, validate=validate)
-                        for letter in batch
-                    ]
-                    _replay_batch(plans, reader, publisher, summary)
-                    progress.advance(len(batch), total=max(total, summary.read))
+        _replay_all(args, reader, publisher=publisher, summary=summary, bus_name=bus_name, validate=validate)
+    except OperatorError:
+        # What was done before the failure is still reported: those messages are gone from the queue.
+        _print_summary(summary, queue_url, bus_name, args.dry_run)
+        raise
     finally:
         with aws_call(f"making messages visible again in {queue_url}"):
             reader.release()
@@ -320,6 +315,27 @@ def replay_command(args: argparse.Namespace) -> int:
         _print_summary(summary, queue_url, bus_name, args.dry_run)
     _warn_reappeared(reader)
     return INCOMPLETE if summary.failed or summary.not_deleted else 0
+
+
+def _replay_all(
+    args: argparse.Namespace,
+    reader: QueueReader,
+    *,
+    publisher: EventPublisher | None,
+    summary: ReplaySummary,
+    bus_name: str,
+    validate: Callable[[Any], object] | None,
+) -> None:
+    with aws_call(f"replaying {reader.queue_url} to bus {bus_name!r}"):
+        total = reader.approximate_count()
+        with Progress("replaying dead letters", total) as progress:
+            for batch in reader.batches():
+                plans = [
+                    plan_replay(letter, bus_name=bus_name, include_rejected=args.rejected, validate=validate)
+                    for letter in batch
+                ]
+                _replay_batch(plans, reader, publisher, summary)
+                progress.advance(len(batch), total=max(total, summary.read))
 
 
 def _replay_batch(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -272,20 +273,25 @@ class Reprocessor:
         outcome.action = "split" if bad else "moved"
         if self.dry_run:
             return outcome
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         from fanout_lambda.errors import DeliveryIncomplete  # noqa: PLC0415
 
         try:
             self._sender.send(good)
         except DeliveryIncomplete as exc:
             return ObjectOutcome(item.key, "failed", still_failing=dict(reasons), detail=str(exc))
-        if bad:
-            self._put_remaining(item.key, bad)
-        self._move(item.key)
+        try:
+            if bad:
+                self._put_remaining(item.key, bad)
+            self._move(item.key)
+        except ClientError as exc:  # the object stays (nothing is deleted before its copy exists); go on
+            error = exc.response.get("Error", {})
+            detail = f"records sent, but the object could not be moved: {error.get('Code')}: {error.get('Message')}"
+            return ObjectOutcome(item.key, "failed", sent=len(good), still_failing=dict(reasons), detail=detail)
         return outcome
 
     def _put_remaining(self, key: str, bad: list[ErrorRecord]) -> None:
-        import json  # noqa: PLC0415
-
         body = "".join(json.dumps(record.envelope, separators=(",", ":")) + "\n" for record in bad).encode()
         self._s3.put_object(Bucket=self.prefix.bucket, Key=f"{key}{STILL_FAILING_SUFFIX}", Body=body)
 

@@ -261,3 +261,44 @@ def test_an_object_whose_records_firehose_keeps_rejecting_stays_in_place(
     assert after[KEYS["good"]] == before[KEYS["good"]]
     assert f"reprocessed/{KEYS['good']}" not in after
     assert outcomes[KEYS["mixed"]]["action"] == "split"  # its neighbours were not held back
+
+
+class DenyingS3:
+    """Refuses copy_object for one key (AccessDenied), as a bucket policy could; everything else is moto."""
+
+    def __init__(self, real: Any, key: str) -> None:
+        self._real = real
+        self._key = key
+
+    def copy_object(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if kwargs["CopySource"]["Key"] == self._key:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "CopyObject")
+        return self._real.copy_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_an_object_that_cannot_be_copied_is_not_deleted_and_the_others_go_on(
+    stack: Stack, error_objects: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original: Callable[[AwsOptions, str], Any] = AwsOptions.client
+
+    def client(self: AwsOptions, service: str) -> Any:
+        real = original(self, service)
+        return DenyingS3(real, KEYS["good"]) if service == "s3" else real
+
+    monkeypatch.setattr(AwsOptions, "client", client)
+    before = stack.bucket()
+
+    status, out, _ = stack.run("errors", "reprocess", "--type", "processing-failed", "--json")
+
+    assert status == 1
+    outcomes = {item["key"]: item for item in json.loads(out)["objects"]}
+    assert outcomes[KEYS["good"]]["action"] == "failed"
+    assert "could not be moved: AccessDenied: denied" in outcomes[KEYS["good"]]["detail"]
+    after = stack.bucket()
+    assert after[KEYS["good"]] == before[KEYS["good"]]
+    assert outcomes[KEYS["mixed"]]["action"] == "split" and f"reprocessed/{KEYS['mixed']}" in after
