@@ -237,3 +237,29 @@ def test_replay_resends_rejected_entries_and_keeps_messages_never_accepted(
     assert [g["eventIds"] for g in remaining["groups"] if g["kind"] == "failed-after-retries"] == [
         [letters["failed"]["id"]]
     ]
+
+
+def test_an_aws_error_stops_replay_as_one_line_and_leaves_every_message_visible(
+    stack: Stack, letters: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from operations.aws import AwsOptions
+
+    class DeniedEvents:
+        def put_events(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "PutEvents")
+
+    original = AwsOptions.client
+    monkeypatch.setattr(
+        AwsOptions, "client", lambda self, service: DeniedEvents() if service == "events" else original(self, service)
+    )
+    before = stack.queue_bodies(stack.dlq_url)
+
+    status, out, err = stack.run("dlq", "replay")
+
+    assert status == 1
+    assert err.count("\n") == 1 and "PutEvents" not in out
+    assert "AccessDeniedException: not allowed" in err
+    assert "replayed      0" in out  # what was done before the error is reported
+    assert stack.queue_bodies(stack.dlq_url) == before  # nothing deleted, everything visible again
