@@ -171,3 +171,16 @@ def test_calls_overlap_up_to_the_concurrency(tmp_path: Path) -> None:
     )
 
     assert sorted(client.calls) == [10, 10, 10] and summary.sent == 30 and summary.events == 30
+
+
+def test_progress_draws_a_bar_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    with Progress("reading", 20, stream=stream) as progress:
+        for _ in range(4):
+            progress.advance(5)
+
+    assert "reading" in stream.getvalue() and "20/20" in stream.getvalue()
