@@ -41,29 +41,39 @@ resource "aws_sqs_queue" "buffer" {
   # fan-out role and KMS requests per batch, for data that lives here only minutes.
   sqs_managed_sse_enabled = true
 
-  # Past max_receive_count receives (the fan-out listed the message in batchItemFailures or timed out each
-  # time) the message moves, unchanged, to the one dead-letter queue (DLQ message kind (d)).
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
-    maxReceiveCount     = local.buffer_queue.max_receive_count
-  })
-
   lifecycle {
+    # The redrive policy is aws_sqs_queue_redrive_policy.buffer's (below); the queue must not manage it too.
+    ignore_changes = [redrive_policy]
+
     # The variables' validation blocks only see overrides; pipeline.json's own values are checked here too.
     precondition {
       condition     = local.buffer_queue.visibility_timeout_seconds >= local.buffer_queue_minimum_visibility_seconds
       error_message = "The buffer queue's visibility timeout (${local.buffer_queue.visibility_timeout_seconds} s, buffer_queue.visibility_timeout_seconds in pipeline_config/pipeline.json or buffer_queue_visibility_timeout_seconds) must be at least 6 x fanout_timeout_seconds (${var.fanout_timeout_seconds} s) + the maximum batching window (${local.buffer_queue.maximum_batching_window_seconds} s) = ${local.buffer_queue_minimum_visibility_seconds} s (Lambda DG: at least six times the function timeout), or a batch still running becomes visible again and is processed twice."
     }
+    # (The provider itself checks the visibility timeout's and the retention's ranges; the receive count sits
+    # inside the redrive policy's JSON, where nothing would check it before the API.)
     precondition {
       condition = alltrue([
-        local.buffer_queue.visibility_timeout_seconds <= 43200,
-        local.buffer_queue.message_retention_seconds >= 60, local.buffer_queue.message_retention_seconds <= 1209600,
         local.buffer_queue.max_receive_count >= 1, local.buffer_queue.max_receive_count <= 1000,
         floor(local.buffer_queue.max_receive_count) == local.buffer_queue.max_receive_count,
       ])
-      error_message = "pipeline_config/pipeline.json's buffer_queue values break an SQS rule: visibility_timeout_seconds at most 43200, message_retention_seconds 60-1209600, max_receive_count an integer 1-1000."
+      error_message = "pipeline_config/pipeline.json's buffer_queue values break an SQS rule: max_receive_count (${local.buffer_queue.max_receive_count}) must be an integer 1-1000."
     }
   }
+}
+
+# Past max_receive_count receives (the fan-out listed the message in batchItemFailures, or timed out, each
+# time) a message moves, unchanged, to the one dead-letter queue (DLQ message kind (d)). A resource of its
+# own rather than the queue's redrive_policy argument: it compares the policy as JSON, where the queue's
+# argument compares text, so a service that answers with other whitespace (moto does) is not a change.
+resource "aws_sqs_queue_redrive_policy" "buffer" {
+  count = local.buffer_queue_enabled ? 1 : 0
+
+  queue_url = aws_sqs_queue.buffer[0].id
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = local.buffer_queue.max_receive_count
+  })
 }
 
 resource "aws_sqs_queue_policy" "buffer" {
@@ -149,8 +159,9 @@ resource "aws_lambda_event_source_mapping" "buffer_queue" {
     }
   }
 
-  # Lambda checks at creation that the role may receive from the queue.
-  depends_on = [aws_iam_role_policy.fanout_buffer_queue]
+  # Lambda checks at creation that the role may receive from the queue; and no message is consumed before
+  # the redrive policy bounds its receives.
+  depends_on = [aws_iam_role_policy.fanout_buffer_queue, aws_sqs_queue_redrive_policy.buffer]
 }
 
 data "aws_iam_policy_document" "fanout_buffer_queue" {

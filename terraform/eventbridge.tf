@@ -62,6 +62,10 @@ resource "aws_cloudwatch_event_target" "fanout" {
   dead_letter_config {
     arn = aws_sqs_queue.dead_letter.arn
   }
+
+  # Queue trigger: no event enters the buffer queue before EventBridge may send to it and before its
+  # redrive policy bounds the receives (both are empty lists with the direct trigger).
+  depends_on = [aws_sqs_queue_policy.buffer, aws_sqs_queue_redrive_policy.buffer]
 }
 
 # Direct trigger only: with the buffer queue, the event source mapping invokes the function with the role's
