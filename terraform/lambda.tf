@@ -33,7 +33,7 @@ resource "aws_cloudwatch_log_group" "fanout" {
 
 resource "aws_lambda_function" "fanout" {
   #checkov:skip=CKV_AWS_117:The function calls only AWS APIs (DynamoDB, Firehose, SQS); a VPC would add NAT or endpoint cost and no protection.
-  #checkov:skip=CKV_AWS_116:Failures go to the on-failure destination (aws_lambda_function_event_invoke_config), which records more than a DLQ (the error and the request).
+  #checkov:skip=CKV_AWS_116:Failures reach the dead-letter queue without a function DLQ: through the buffer queue's redrive policy (queue trigger) or the on-failure destination, which records more than a DLQ (direct trigger).
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile per account; the zip is built reproducibly by `make package` and its hash pinned by source_code_hash.
   #checkov:skip=CKV_AWS_115:Reserved concurrency is optional by design (fanout_reserved_concurrency); reserving it takes capacity from the rest of the account.
   #checkov:skip=CKV_AWS_50:X-Ray tracing is not enabled: Powertools metrics and logs cover the two hops, and tracing every event costs per trace.
@@ -67,7 +67,12 @@ resource "aws_lambda_function" "fanout" {
   depends_on = [aws_cloudwatch_log_group.fanout, aws_iam_role_policy.fanout_logs]
 }
 
+# Direct trigger only: EventBridge invokes asynchronously, and this bounds Lambda's retries and sends what
+# still fails to the dead-letter queue. The event source mapping invokes synchronously, so with the buffer
+# queue these settings would never apply (the redrive policy is that path).
 resource "aws_lambda_function_event_invoke_config" "fanout" {
+  count = local.buffer_queue_enabled ? 0 : 1
+
   function_name                = aws_lambda_function.fanout.function_name
   maximum_retry_attempts       = var.fanout_maximum_retry_attempts
   maximum_event_age_in_seconds = var.fanout_maximum_event_age_seconds

@@ -90,7 +90,7 @@ output "alarm_topic_arn" {
 
 output "alarm_names" {
   description = "Names of the CloudWatch alarms (CloudWatch console → Alarms, filter by the name prefix)."
-  value       = concat([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.alarm_name])
+  value       = concat([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.alarm_name], local.buffer_queue_alarm_names)
 }
 
 output "dashboard_name" {
@@ -111,4 +111,19 @@ output "kms_key_arn" {
 output "aws_region" {
   description = "Region the stack is deployed in (operator commands default --region to it)."
   value       = local.region
+}
+
+output "fanout_trigger" {
+  description = "How EventBridge reaches the fan-out Lambda: \"queue\" (through the buffer queue, in batches) or \"direct\"."
+  value       = local.fanout_trigger
+}
+
+output "buffer_queue_url" {
+  description = "URL of the SQS buffer queue between the rule and the fan-out Lambda (queue trigger); null with the direct trigger."
+  value       = one(aws_sqs_queue.buffer[*].url)
+}
+
+output "buffer_queue_arn" {
+  description = "ARN of the SQS buffer queue (queue trigger); null with the direct trigger."
+  value       = one(aws_sqs_queue.buffer[*].arn)
 }

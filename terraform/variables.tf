@@ -439,3 +439,94 @@ variable "alarm_evaluation_periods" {
     error_message = "alarm_evaluation_periods must be a positive integer."
   }
 }
+
+# ---------------------------------------------------------------------------------------------------------
+# Fan-out trigger and buffer queue (buffer_queue.tf). null = pipeline_config/pipeline.json's value.
+# ---------------------------------------------------------------------------------------------------------
+variable "fanout_trigger" {
+  type        = string
+  default     = null
+  description = "How EventBridge reaches the fan-out Lambda: `queue` (rule → SQS buffer queue → event source mapping, batches) or `direct` (rule → Lambda, one event per asynchronous invocation). null keeps pipeline.json's fanout_trigger (`queue`)."
+
+  validation {
+    condition     = var.fanout_trigger == null || contains(["queue", "direct"], coalesce(var.fanout_trigger, "queue"))
+    error_message = "fanout_trigger must be \"queue\" or \"direct\"."
+  }
+}
+
+variable "buffer_queue_batch_size" {
+  type        = number
+  default     = null
+  description = "Override of pipeline.json's buffer_queue.batch_size: most messages per fan-out invocation (1-10000 for a standard queue; above 10 needs a batching window of at least 1 s). A batch also closes at Lambda's 6 MB invocation payload. null keeps the file's value."
+
+  validation {
+    condition     = var.buffer_queue_batch_size == null || try(var.buffer_queue_batch_size >= 1 && var.buffer_queue_batch_size <= 10000 && floor(var.buffer_queue_batch_size) == var.buffer_queue_batch_size, false)
+    error_message = "buffer_queue_batch_size must be an integer between 1 and 10000."
+  }
+}
+
+variable "buffer_queue_maximum_batching_window_seconds" {
+  type        = number
+  default     = null
+  description = "Override of pipeline.json's buffer_queue.maximum_batching_window_seconds: how long the event source mapping gathers messages before it invokes (0-300 s; at least 1 when the batch size is above 10). null keeps the file's value."
+
+  validation {
+    condition     = var.buffer_queue_maximum_batching_window_seconds == null || try(var.buffer_queue_maximum_batching_window_seconds >= 0 && var.buffer_queue_maximum_batching_window_seconds <= 300 && floor(var.buffer_queue_maximum_batching_window_seconds) == var.buffer_queue_maximum_batching_window_seconds, false)
+    error_message = "buffer_queue_maximum_batching_window_seconds must be an integer between 0 and 300."
+  }
+}
+
+variable "buffer_queue_maximum_concurrency" {
+  type        = number
+  default     = null
+  description = "Override of pipeline.json's buffer_queue.maximum_concurrency: most concurrent fan-out invocations the buffer queue drives (2-1000); bounds the write rate a burst puts on DynamoDB and Firehose. Must not exceed fanout_reserved_concurrency when that is set. null keeps the file's value."
+
+  validation {
+    condition     = var.buffer_queue_maximum_concurrency == null || try(var.buffer_queue_maximum_concurrency >= 2 && var.buffer_queue_maximum_concurrency <= 1000 && floor(var.buffer_queue_maximum_concurrency) == var.buffer_queue_maximum_concurrency, false)
+    error_message = "buffer_queue_maximum_concurrency must be an integer between 2 and 1000."
+  }
+}
+
+variable "buffer_queue_max_receive_count" {
+  type        = number
+  default     = null
+  description = "Override of pipeline.json's buffer_queue.max_receive_count: receives of a message before the redrive policy moves it to the dead-letter queue (1-1000; AWS suggests at least 5 so transient failures are retried). null keeps the file's value."
+
+  validation {
+    condition     = var.buffer_queue_max_receive_count == null || try(var.buffer_queue_max_receive_count >= 1 && var.buffer_queue_max_receive_count <= 1000 && floor(var.buffer_queue_max_receive_count) == var.buffer_queue_max_receive_count, false)
+    error_message = "buffer_queue_max_receive_count must be an integer between 1 and 1000."
+  }
+}
+
+variable "buffer_queue_visibility_timeout_seconds" {
+  type        = number
+  default     = null
+  description = "Override of pipeline.json's buffer_queue.visibility_timeout_seconds (0-43200). Must be at least 6 x fanout_timeout_seconds + the batching window (checked at plan time): raise it together with fanout_timeout_seconds. null keeps the file's value."
+
+  validation {
+    condition     = var.buffer_queue_visibility_timeout_seconds == null || try(var.buffer_queue_visibility_timeout_seconds >= 0 && var.buffer_queue_visibility_timeout_seconds <= 43200 && floor(var.buffer_queue_visibility_timeout_seconds) == var.buffer_queue_visibility_timeout_seconds, false)
+    error_message = "buffer_queue_visibility_timeout_seconds must be an integer between 0 and 43200."
+  }
+}
+
+variable "buffer_queue_oldest_message_age_alarm_seconds" {
+  type        = number
+  default     = 600
+  description = "Alarm when the oldest message in the buffer queue is older than this (s, maximum over 1 minute). The default allows a message two failed receives (2 x the 185 s visibility timeout) and a full batching window before it fires, and is far below the 4-day retention."
+
+  validation {
+    condition     = var.buffer_queue_oldest_message_age_alarm_seconds >= 60
+    error_message = "buffer_queue_oldest_message_age_alarm_seconds must be at least 60."
+  }
+}
+
+variable "buffer_queue_visible_messages_alarm_threshold" {
+  type        = number
+  default     = 10000
+  description = "Alarm when the buffer queue never held fewer than this many visible messages during 5 minutes (a sustained backlog, not a burst being drained)."
+
+  validation {
+    condition     = var.buffer_queue_visible_messages_alarm_threshold >= 1
+    error_message = "buffer_queue_visible_messages_alarm_threshold must be at least 1."
+  }
+}

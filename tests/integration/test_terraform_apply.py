@@ -1,9 +1,11 @@
 """terraform/ applied to a moto_server: what is deployed is what the rest of the project assumes.
 
-One ``terraform apply`` (module-scoped fixture) on a throw-away copy of terraform/, then boto3 reads every
-resource back and compares it with the shared declarations (pipeline_config/pipeline.json,
-glue_schemas/sales_history.json, athena_queries/*.sql, fanout_lambda.settings); then a second plan must be
-empty and ``destroy`` must succeed.
+One ``terraform apply`` (module-scoped fixture) on a throw-away copy of terraform/ with the default trigger
+(pipeline.json's ``queue``), then boto3 reads every resource back and compares it with the shared declarations
+(pipeline_config/pipeline.json, glue_schemas/sales_history.json, athena_queries/*.sql, fanout_lambda.settings)
+and a second plan must be empty. Then the same deployment is switched to ``fanout_trigger = direct`` (an apply
+that removes the buffer queue and its mapping and wires the rule to the function), read back, planned again
+(empty) and destroyed. Tests run in file order: queue mode, the switch, direct mode, destroy.
 
 What moto cannot verify here (it stores the configuration; it does not run it):
 - Firehose never invokes the transform Lambda, never converts to Parquet, never partitions, and ignores
@@ -17,6 +19,12 @@ What moto cannot verify here (it stores the configuration; it does not run it):
   and the named queries are checked in a plan (one per SQL file, the file's text), not created in moto.
   Partition projection is not exercised and SQL is not parsed.
 - moto 5.2 fails ListTagsForResource on an untagged Athena workgroup, so the test variables set tags.
+- SQS: moto creates every queue with SqsManagedSseEnabled = true whether asked or not, so reading it back
+  proves nothing; test_terraform_variables checks that the plan asks for SSE-SQS. Queue policies and the
+  redrive policy are stored (moto does move messages past maxReceiveCount, but nothing is sent here).
+- The event source mapping is stored as sent (moto checks only BatchSize <= 10,000 and that the queue and
+  function exist; never the batching-window rule, the concurrency range or the role's permissions) and it
+  never polls: what is proven is the configuration Terraform sends, which is what the read-back compares.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -76,9 +84,16 @@ class Deployment:
     endpoint: str
     outputs: dict[str, Any]
     destroyed: bool = False
+    #: -var-file arguments of the current mode (the direct switch adds one).
+    var_files: list[str] = field(default_factory=lambda: ["-var-file=moto.tfvars.json"])
 
     def client(self, service: str) -> Any:
         return tfs.aws_client(service, self.endpoint)
+
+    def apply(self) -> None:
+        """terraform apply with the current var files, then re-read the outputs."""
+        self.terraform.run("apply", "-auto-approve", "-input=false", *self.var_files, timeout=420)
+        self.outputs = self.terraform.outputs()
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +102,20 @@ def deployed(moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory
     terraform = tfs.initialised_module(tmp_path_factory.mktemp("terraform"), moto_server_endpoint)
     deployment = Deployment(terraform, moto_server_endpoint, outputs={})
     try:
-        terraform.run("apply", "-auto-approve", "-input=false", "-var-file=moto.tfvars.json", timeout=420)
-        deployment.outputs = terraform.outputs()
+        deployment.apply()
         yield deployment
     finally:
         if not deployment.destroyed:
-            terraform.run("destroy", "-auto-approve", "-input=false", "-var-file=moto.tfvars.json", check=False)
+            terraform.run("destroy", "-auto-approve", "-input=false", *deployment.var_files, check=False)
+
+
+@pytest.fixture(scope="module")
+def switched_to_direct(deployed: Deployment) -> Deployment:
+    """The same deployment re-applied with fanout_trigger = direct (first used after the queue-mode tests)."""
+    (deployed.terraform.workdir / "direct.tfvars.json").write_text(json.dumps({"fanout_trigger": "direct"}))
+    deployed.var_files = ["-var-file=moto.tfvars.json", "-var-file=direct.tfvars.json"]
+    deployed.apply()
+    return deployed
 
 
 @pytest.fixture(scope="module")
@@ -203,24 +226,135 @@ def test_glue_table_is_glue_schemas_sales_history(deployed: Deployment, pipeline
     assert expected_template.startswith(table["StorageDescriptor"]["Location"])
 
 
-def test_event_rule_pattern_is_pipeline_json_and_targets_the_fanout(
-    deployed: Deployment, pipeline: dict[str, Any]
-) -> None:
+def _rule(deployed: Deployment) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
     events = deployed.client("events")
     rule_name = deployed.outputs["event_rule_arn"].rsplit("/", 1)[-1]
-    rule = events.describe_rule(Name=rule_name)
+    return rule_name, events.describe_rule(Name=rule_name), events.list_targets_by_rule(Rule=rule_name)["Targets"]
+
+
+def _eventbridge_invoke_statements(deployed: Deployment) -> list[dict[str, Any]]:
+    aws_lambda = deployed.client("lambda")
+    try:
+        policy = json.loads(aws_lambda.get_policy(FunctionName=deployed.outputs["fanout_lambda_name"])["Policy"])
+    except aws_lambda.exceptions.ResourceNotFoundException:
+        return []  # no resource policy at all
+    return [s for s in policy["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
+
+
+def _event_source_mappings(deployed: Deployment) -> list[dict[str, Any]]:
+    # All mappings, filtered here by function ARN: moto filters FunctionName= only by the exact string the
+    # mapping was created with (Terraform passes the ARN), where AWS accepts a name or an ARN.
+    aws_lambda = deployed.client("lambda")
+    function_arn = aws_lambda.get_function(FunctionName=deployed.outputs["fanout_lambda_name"])["Configuration"][
+        "FunctionArn"
+    ]
+    mappings = aws_lambda.list_event_source_mappings()["EventSourceMappings"]
+    return [m for m in mappings if m["FunctionArn"] == function_arn]
+
+
+def _queue_attributes(deployed: Deployment, url: str) -> dict[str, str]:
+    attributes: dict[str, str] = deployed.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    return attributes
+
+
+def test_default_trigger_is_pipeline_json_queue(deployed: Deployment, pipeline: dict[str, Any]) -> None:
+    assert deployed.outputs["fanout_trigger"] == pipeline["fanout_trigger"] == "queue"
+    sqs = deployed.client("sqs")
+    name = deployed.outputs["buffer_queue_arn"].rsplit(":", 1)[-1]
+    assert sqs.get_queue_url(QueueName=name)["QueueUrl"] == deployed.outputs["buffer_queue_url"]
+
+
+def test_event_rule_pattern_is_pipeline_json_and_targets_the_buffer_queue(
+    deployed: Deployment, pipeline: dict[str, Any]
+) -> None:
+    _, rule, targets = _rule(deployed)
     assert json.loads(rule["EventPattern"]) == pipeline["event_pattern"]
-    targets = events.list_targets_by_rule(Rule=rule_name)["Targets"]
-    fanout = deployed.client("lambda").get_function(FunctionName=deployed.outputs["fanout_lambda_name"])
-    assert [t["Arn"] for t in targets] == [fanout["Configuration"]["FunctionArn"]]
+    assert [t["Arn"] for t in targets] == [deployed.outputs["buffer_queue_arn"]]
+    # Events EventBridge cannot deliver to the queue still go to the dead-letter queue after its retries.
     assert targets[0]["DeadLetterConfig"]["Arn"] == deployed.outputs["dead_letter_queue_arn"]
     assert targets[0]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    # The event source mapping invokes the function; EventBridge gets no right to.
+    assert _eventbridge_invoke_statements(deployed) == []
 
-    policy = json.loads(
-        deployed.client("lambda").get_policy(FunctionName=deployed.outputs["fanout_lambda_name"])["Policy"]
-    )
-    statements = [s for s in policy["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
-    assert [s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in statements] == [rule["Arn"]]
+
+def test_buffer_queue_visibility_retention_and_redrive_are_pipeline_json(
+    deployed: Deployment, pipeline: dict[str, Any]
+) -> None:
+    settings = pipeline["buffer_queue"]
+    attributes = _queue_attributes(deployed, deployed.outputs["buffer_queue_url"])
+    assert int(attributes["VisibilityTimeout"]) == settings["visibility_timeout_seconds"]
+    assert int(attributes["MessageRetentionPeriod"]) == settings["message_retention_seconds"]
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": deployed.outputs["dead_letter_queue_arn"],
+        "maxReceiveCount": settings["max_receive_count"],
+    }
+    # Lambda DG: visibility timeout >= 6 x the function timeout (+ the batching window, see buffer_queue.tf).
+    configuration = deployed.client("lambda").get_function(FunctionName=deployed.outputs["fanout_lambda_name"])
+    timeout = configuration["Configuration"]["Timeout"]
+    assert int(attributes["VisibilityTimeout"]) >= 6 * timeout + settings["maximum_batching_window_seconds"]
+    # moto reports SSE-SQS on every queue (its default): the plan test in test_terraform_variables is the proof.
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert "KmsMasterKeyId" not in attributes
+
+
+def test_buffer_queue_policy_lets_only_the_rule_send(deployed: Deployment) -> None:
+    attributes = _queue_attributes(deployed, deployed.outputs["buffer_queue_url"])
+    statements = json.loads(attributes["Policy"])["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "OnlyTheProductSoldRuleSends",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": deployed.outputs["buffer_queue_arn"],
+            "Condition": {"ArnEquals": {"aws:SourceArn": deployed.outputs["event_rule_arn"]}},
+        }
+    ]
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_event_source_mapping_feeds_the_fanout_in_batches(deployed: Deployment, pipeline: dict[str, Any]) -> None:
+    settings = pipeline["buffer_queue"]
+    (mapping,) = _event_source_mappings(deployed)
+    fanout = deployed.client("lambda").get_function(FunctionName=deployed.outputs["fanout_lambda_name"])
+    assert mapping["FunctionArn"] == fanout["Configuration"]["FunctionArn"]
+    assert mapping["EventSourceArn"] == deployed.outputs["buffer_queue_arn"]
+    assert mapping["State"] == "Enabled"
+    # moto stores these as sent (its own SQS default batch size is 10, and it sets no window or scaling).
+    assert mapping["BatchSize"] == settings["batch_size"]
+    assert mapping["MaximumBatchingWindowInSeconds"] == settings["maximum_batching_window_seconds"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": settings["maximum_concurrency"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_fanout_role_receives_and_deletes_on_exactly_the_buffer_queue(deployed: Deployment) -> None:
+    iam = deployed.client("iam")
+    role = deployed.client("lambda").get_function(FunctionName=deployed.outputs["fanout_lambda_name"])["Configuration"][
+        "Role"
+    ]
+    role_name = role.rsplit("/", 1)[-1]
+    document = iam.get_role_policy(RoleName=role_name, PolicyName="buffer-queue")["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    (statement,) = document["Statement"]
+    assert sorted(statement["Action"]) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert statement["Resource"] == deployed.outputs["buffer_queue_arn"]
+    # No other policy of the role mentions the buffer queue.
+    others = [
+        iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        if name != "buffer-queue"
+    ]
+    assert all(deployed.outputs["buffer_queue_arn"] not in json.dumps(d) for d in others)
+
+
+def test_queue_mode_has_no_async_invoke_config(deployed: Deployment) -> None:
+    aws_lambda = deployed.client("lambda")
+    with pytest.raises(aws_lambda.exceptions.ResourceNotFoundException):
+        aws_lambda.get_function_event_invoke_config(FunctionName=deployed.outputs["fanout_lambda_name"])
 
 
 def test_fanout_lambda_environment_is_what_settings_reads(deployed: Deployment) -> None:
@@ -241,10 +375,6 @@ def test_fanout_lambda_environment_is_what_settings_reads(deployed: Deployment) 
     assert variables["DELIVERY_STREAM_NAME"] == deployed.outputs["delivery_stream_name"]
     assert variables["DEAD_LETTER_QUEUE_URL"] == deployed.outputs["dead_letter_queue_url"]
     assert int(variables["EMBEDDING_DIMENSION"]) == load_pipeline()["embedding_dimension"]
-
-    invoke_config = aws_lambda.get_function_event_invoke_config(FunctionName=deployed.outputs["fanout_lambda_name"])
-    assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == deployed.outputs["dead_letter_queue_arn"]
-    assert 0 <= invoke_config["MaximumRetryAttempts"] <= 2
 
 
 def test_transform_lambda_handler_and_environment(deployed: Deployment) -> None:
@@ -342,7 +472,7 @@ def test_one_named_query_per_sql_file(deployed: Deployment) -> None:
     assert all(q["database"] == deployed.outputs["glue_database_name"] for q in planned.values())
     # Nothing else would change: the plan adds the named queries and only them.
     other = [c["address"] for c in plan["resource_changes"] if c["change"]["actions"] != ["no-op"]]
-    assert all(address.startswith("aws_athena_named_query.dashboard[") for address in other)
+    assert all(address.startswith("aws_athena_named_query.dashboard[") for address in other), other
 
 
 def test_alarms_notify_the_topic_and_dashboard_shows_the_pipeline(deployed: Deployment) -> None:
@@ -546,20 +676,102 @@ def test_a_second_stage_applies_beside_the_first_in_one_account(
     assert "carousel_stage2_carousel_sales" not in names
 
 
-def test_second_plan_shows_no_changes(deployed: Deployment) -> None:
+def test_buffer_queue_backlog_has_alarms_and_dashboard_widgets(deployed: Deployment) -> None:
+    cloudwatch = deployed.client("cloudwatch")
+    queue_name = deployed.outputs["buffer_queue_arn"].rsplit(":", 1)[-1]
+    alarms = cloudwatch.describe_alarms(AlarmNames=deployed.outputs["alarm_names"])["MetricAlarms"]
+    backlog = {
+        a["MetricName"]: a
+        for a in alarms
+        if a.get("Namespace") == "AWS/SQS" and a["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
+    }
+    assert set(backlog) == {"ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible"}
+    for alarm in backlog.values():
+        # SQS stops publishing for an inactive queue: silence must neither clear a backlog nor raise one.
+        assert alarm["TreatMissingData"] == "ignore"
+        assert alarm["AlarmActions"] == [deployed.outputs["alarm_topic_arn"]]
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert backlog["ApproximateAgeOfOldestMessage"]["Threshold"] == 600  # the variable's default
+    assert backlog["ApproximateNumberOfMessagesVisible"]["Statistic"] == "Minimum"
+
+    body = json.loads(cloudwatch.get_dashboard(DashboardName=deployed.outputs["dashboard_name"])["DashboardBody"])
+    queue_metrics = {
+        metric[1]
+        for widget in body["widgets"]
+        if widget["type"] == "metric"
+        for metric in widget["properties"]["metrics"]
+        if isinstance(metric, list) and metric[0] == "AWS/SQS" and queue_name in metric
+    }
+    assert queue_metrics >= {"ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible"}
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert {a["AlarmArn"] for a in backlog.values()} <= set(alarm_widget["properties"]["alarms"])
+
+
+def _assert_second_plan_is_empty(deployed: Deployment) -> None:
     result = deployed.terraform.run(
-        "plan", "-detailed-exitcode", "-input=false", "-var-file=moto.tfvars.json", check=False, timeout=180
+        "plan", "-detailed-exitcode", "-input=false", *deployed.var_files, check=False, timeout=180
     )
     assert result.returncode == 0, (
         f"plan is not empty (exit {result.returncode}):\n{result.stdout[-6000:]}{result.stderr[-3000:]}"
     )
 
 
+def test_second_plan_shows_no_changes(deployed: Deployment) -> None:
+    assert deployed.outputs["fanout_trigger"] == "queue"
+    _assert_second_plan_is_empty(deployed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The same deployment switched to fanout_trigger = direct
+# ---------------------------------------------------------------------------------------------------------
+def test_direct_trigger_removes_the_buffer_queue_and_its_mapping(switched_to_direct: Deployment) -> None:
+    deployed = switched_to_direct
+    assert deployed.outputs["fanout_trigger"] == "direct"
+    # `terraform output -json` leaves an output whose value is null out altogether: readers use .get().
+    assert deployed.outputs.get("buffer_queue_url") is None
+    assert deployed.outputs.get("buffer_queue_arn") is None
+    urls = deployed.client("sqs").list_queues().get("QueueUrls", [])
+    assert urls == [deployed.outputs["dead_letter_queue_url"]]
+    assert _event_source_mappings(deployed) == []
+    role = deployed.client("lambda").get_function(FunctionName=deployed.outputs["fanout_lambda_name"])["Configuration"][
+        "Role"
+    ]
+    assert (
+        "buffer-queue" not in deployed.client("iam").list_role_policies(RoleName=role.rsplit("/", 1)[-1])["PolicyNames"]
+    )
+    alarms = deployed.client("cloudwatch").describe_alarms(AlarmNames=deployed.outputs["alarm_names"])
+    assert all(a.get("Namespace") != "AWS/SQS" or "buffer" not in a["AlarmName"] for a in alarms["MetricAlarms"])
+    assert not any("buffer-queue" in name for name in deployed.outputs["alarm_names"])
+
+
+def test_direct_trigger_is_todays_wiring(switched_to_direct: Deployment, pipeline: dict[str, Any]) -> None:
+    deployed = switched_to_direct
+    _, rule, targets = _rule(deployed)
+    assert json.loads(rule["EventPattern"]) == pipeline["event_pattern"]
+    fanout = deployed.client("lambda").get_function(FunctionName=deployed.outputs["fanout_lambda_name"])
+    assert [t["Arn"] for t in targets] == [fanout["Configuration"]["FunctionArn"]]
+    assert targets[0]["DeadLetterConfig"]["Arn"] == deployed.outputs["dead_letter_queue_arn"]
+    assert targets[0]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+    statements = _eventbridge_invoke_statements(deployed)
+    assert [s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in statements] == [rule["Arn"]]
+
+    aws_lambda = deployed.client("lambda")
+    invoke_config = aws_lambda.get_function_event_invoke_config(FunctionName=deployed.outputs["fanout_lambda_name"])
+    assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == deployed.outputs["dead_letter_queue_arn"]
+    assert 0 <= invoke_config["MaximumRetryAttempts"] <= 2
+
+
+def test_second_plan_in_direct_mode_shows_no_changes(switched_to_direct: Deployment) -> None:
+    _assert_second_plan_is_empty(switched_to_direct)
+
+
 def test_destroy_removes_the_pipeline(deployed: Deployment) -> None:
     # Runs last (file order): everything above reads the live deployment.
-    deployed.terraform.run("destroy", "-auto-approve", "-input=false", "-var-file=moto.tfvars.json", timeout=300)
+    deployed.terraform.run("destroy", "-auto-approve", "-input=false", *deployed.var_files, timeout=300)
     deployed.destroyed = True
     streams = deployed.client("firehose").list_delivery_streams()["DeliveryStreamNames"]
     assert deployed.outputs["delivery_stream_name"] not in streams
     tables = deployed.client("dynamodb").list_tables()["TableNames"]
     assert deployed.outputs["sales_table_name"] not in tables
+    assert deployed.client("sqs").list_queues().get("QueueUrls", []) == []

@@ -89,3 +89,25 @@ def test_terraform_overrides_default_to_the_declared_values(terraform_text: str)
         block = re.search(rf'variable "{name}" \{{(.*?)\n\}}', terraform_text, re.DOTALL)
         assert block, f"variable {name} is not declared"
         assert re.search(r"\n\s*default\s*=\s*null\b", block.group(1)), f"var.{name} must default to null"
+
+
+def test_terraform_reads_the_trigger_and_every_buffer_queue_setting_from_pipeline_json(terraform_text: str) -> None:
+    pipeline = pipeline_config.load()
+    assert re.search(r"coalesce\(\s*var\.fanout_trigger\s*,\s*local\.pipeline\.fanout_trigger\s*\)", terraform_text)
+    settings = [key for key in pipeline["buffer_queue"] if not key.startswith("_")]
+    assert settings, "pipeline.json declares no buffer_queue settings"
+    for key in settings:
+        assert re.search(rf"local\.pipeline\.buffer_queue\.{key}\b", terraform_text), f"terraform does not read {key}"
+
+
+def test_the_queue_and_its_mapping_take_their_settings_from_the_declarations(terraform_text: str) -> None:
+    # Each attribute is set from local.buffer_queue, the map that reads pipeline.json (or a variable's override).
+    for attribute in (
+        "batch_size",
+        "maximum_batching_window_in_seconds",
+        "maximum_concurrency",
+        "visibility_timeout_seconds",
+        "message_retention_seconds",
+        "maxReceiveCount",
+    ):
+        assert re.search(rf"\n\s*{attribute}\s*=\s*local\.buffer_queue\.", terraform_text), attribute
