@@ -34,6 +34,7 @@ from local_pipeline.eventbridge import matches
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock, StreamStats
 from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate
 from operations import outputs
+from operations.report import write_report
 from transform_lambda import handler as transform_handler
 
 __all__ = ["DEFAULT_EVENTS", "LAKE_MARKER", "RunError", "RunOptions", "RunSummary", "run"]
@@ -48,6 +49,8 @@ ASYNC_ATTEMPTS = 3
 FANOUT_FUNCTION = "sales-fanout-local"
 #: The run's stack outputs in ``terraform output -json`` shape, in ``--out``: what the operator commands read.
 OUTPUTS_FILE = "outputs.json"
+#: The self-contained HTML report (``sales-pipeline report``), in ``--out``.
+REPORT_FILE = "report.html"
 
 
 class RunError(RuntimeError):
@@ -166,6 +169,9 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
         summary.error_keys = [k for k in keys if not k.startswith(config.table_prefix)]
         summary.mirrored = aws.mirror(lake)
         outputs.write(lake / OUTPUTS_FILE, aws.stack_outputs(config))
+        # The operator's report, read back through the same clients: monitor verdicts, delivery, dashboards.
+        cw, sqs_client, values = aws.client("cloudwatch"), aws.client("sqs"), aws.stack_outputs(config)
+        write_report(lake / REPORT_FILE, cloudwatch=cw, sqs=sqs_client, outputs=values, lake_dir=lake)
     summary.seconds = time.perf_counter() - started
     print(format_summary(summary, lake, config.active_partitions_limit), file=out)
     if options.dashboards and summary.lake_keys:

@@ -10,4 +10,4 @@ from __future__ import annotations
 
 #: The operator command modules the ``sales-pipeline`` CLI registers, in ``--help`` order. Each module has
 #: ``register(subparsers)``, which adds its parser and sets ``handler=`` (``(args) -> exit status``).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("operations.monitor", "operations.report")
