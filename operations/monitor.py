@@ -827,8 +827,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def run_command(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
+def run_command(args: argparse.Namespace, *, out: IO[str] | None = None) -> int:
     """``monitor``: every error that stops reading is UNKNOWN (3), never a traceback."""
+    out = out or sys.stdout
     try:
         since = parse_duration(args.since)
         interval = _watch_seconds(args.watch)

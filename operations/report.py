@@ -164,21 +164,35 @@ def _figure(width: float = 6.4, height: float = 3.2) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _time_chart(title: str, window: mon.Window, lines: Sequence[tuple[str, mon.Series]], *, unit: str,
-                threshold: tuple[str, float] | None = None) -> str:  # fmt: skip
+def _time_chart(
+    title: str,
+    window: mon.Window,
+    lines: Sequence[tuple[str, mon.Series]],
+    *,
+    unit: str,
+    threshold: tuple[str, float] | None = None,
+    now: tuple[str, float] | None = None,
+) -> str:
+    """A time series chart over the window; every data artist gets an SVG id ``data-N`` (the browser test
+    looks for them). ``threshold`` draws a dashed line, ``now`` one live value at the window's end."""
     figure = _figure()
     axes = figure.add_subplot()
-    drawn = False
+    drawn = 0
     for label, series in lines:
         if not series.empty:
-            axes.plot(series.timestamps, series.values, marker="o", markersize=3, label=label)
-            drawn = True
+            axes.plot(series.timestamps, series.values, marker="o", markersize=3, label=label, gid=f"data-{drawn}")
+            drawn += 1
+    if now is not None:
+        axes.plot([window.end], [now[1]], marker="D", linestyle="none", color="#1f2328", label=now[0],
+                  gid=f"data-{drawn}")  # fmt: skip
+        drawn += 1
     if threshold is not None:
-        axes.axhline(threshold[1], color="#cf222e", linestyle="--", linewidth=1, label=threshold[0])
+        axes.axhline(threshold[1], color="#cf222e", linestyle="--", linewidth=1, label=threshold[0], gid="threshold")
     if not drawn:
         axes.text(0.5, 0.5, "no data in the window", transform=axes.transAxes, ha="center", va="center",
                   color="#6e7781")  # fmt: skip
     axes.set_xlim(window.start, window.end)
+    axes.set_ylim(bottom=0)
     axes.set_title(title, fontsize=11, loc="left")
     axes.set_ylabel(unit)
     axes.grid(alpha=0.3)
@@ -186,6 +200,14 @@ def _time_chart(title: str, window: mon.Window, lines: Sequence[tuple[str, mon.S
     if drawn or threshold is not None:
         axes.legend(fontsize=8, loc="upper left")
     return _svg(figure)
+
+
+def _counted(series: mon.Series, reference: mon.Series) -> mon.Series:
+    """A failure counter for charting: where CloudWatch has no datapoint while records came in, nothing was
+    counted (the alarms treat missing data the same way), so it is drawn as 0 at the reference's times."""
+    if not series.empty or reference.empty:
+        return series
+    return mon.Series(reference.timestamps, tuple(0.0 for _ in reference.timestamps))
 
 
 def _time_axis(axes: Any) -> None:
@@ -199,57 +221,41 @@ def _time_axis(axes: Any) -> None:
 def delivery_charts(observation: mon.Observation, thresholds: mon.Thresholds) -> list[tuple[str, str]]:
     """(title, svg) of the Firehose delivery charts over the window."""
     get, window = observation.get, observation.window
-    dlq_title = "Dead-letter queue depth"
-    if observation.dead_letter_queue is not None and observation.dead_letter_queue.error is None:
-        dlq_title += f" (now {observation.dead_letter_queue.depth:,})"
-    return [
+    incoming = get("incoming_records")
+    dlq = observation.dead_letter_queue
+    live = None if dlq is None or dlq.error else ("now (GetQueueAttributes)", float(dlq.depth))
+    charts: list[tuple[str, list[tuple[str, mon.Series]], dict[str, Any]]] = [
         (
             "Incoming vs delivered records",
-            _time_chart(
-                "Incoming vs delivered records (per 5 min)",
-                window,
-                [("IncomingRecords", get("incoming_records")), ("DeliveryToS3.Records", get("delivered_records"))],
-                unit="records",
-            ),
+            [("IncomingRecords", incoming), ("DeliveryToS3.Records", get("delivered_records"))],
+            {"unit": "records per 5 min"},
         ),
         (
-            "Data freshness",
-            _time_chart(
-                "DeliveryToS3.DataFreshness (max per 5 min)",
-                window,
-                [("DataFreshness", get("data_freshness"))],
-                unit="seconds",
-                threshold=(f"alarm threshold {thresholds.freshness_seconds} s", thresholds.freshness_seconds),
-            ),
+            "DeliveryToS3.DataFreshness against its alarm threshold",
+            [("DataFreshness (max per 5 min)", get("data_freshness"))],
+            {"unit": "seconds", "threshold": (f"alarm threshold {thresholds.freshness_seconds} s",
+                                              thresholds.freshness_seconds)},
         ),
         (
             "Throttled records",
-            _time_chart(
-                "ThrottledRecords (per 5 min)", window, [("ThrottledRecords", get("throttled_records"))], unit="records"
-            ),
+            [("ThrottledRecords", _counted(get("throttled_records"), incoming))],
+            {"unit": "records per 5 min"},
         ),
         (
             "Processing and conversion failures",
-            _time_chart(
-                "Processing and conversion failures (per 5 min)",
-                window,
-                [
-                    ("TransformRecordsFailed", get("transform_records_failed")),
-                    ("FailedConversion.Records", get("failed_conversion_records")),
-                ],
-                unit="records",
-            ),
+            [
+                ("TransformRecordsFailed", _counted(get("transform_records_failed"), incoming)),
+                ("FailedConversion.Records", _counted(get("failed_conversion_records"), incoming)),
+            ],
+            {"unit": "records per 5 min"},
         ),
         (
-            dlq_title,
-            _time_chart(
-                dlq_title,
-                window,
-                [("ApproximateNumberOfMessagesVisible", get("dlq.queue_visible"))],
-                unit="messages",
-            ),
+            "Dead-letter queue depth",
+            [("ApproximateNumberOfMessagesVisible (max)", get("dlq.queue_visible"))],
+            {"unit": "messages", "now": live},
         ),
-    ]
+    ]  # fmt: skip
+    return [(title, _time_chart(title, window, lines, **options)) for title, lines, options in charts]
 
 
 def dashboard_charts(results: Sequence[DashboardResult]) -> list[tuple[str, str]]:
@@ -267,6 +273,12 @@ def _column(result: DashboardResult, name: str) -> list[Any]:
     return [row[index] for row in result.rows]
 
 
+def _ids(bars: Any, name: str) -> None:
+    """SVG ids ``data-<name>-N`` on each bar, as on the time series' lines."""
+    for index, patch in enumerate(bars):
+        patch.set_gid(f"data-{name}-{index}")
+
+
 def _revenue_chart(result: DashboardResult) -> tuple[str, str]:
     revenue: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for tenant, year, month, amount in zip(
@@ -278,7 +290,8 @@ def _revenue_chart(result: DashboardResult) -> tuple[str, str]:
     figure = _figure(9, 3.6)
     axes = figure.add_subplot()
     for tenant in sorted(revenue):
-        axes.plot(months, [revenue[tenant].get(m, 0.0) for m in months], marker="o", markersize=3, label=tenant)
+        axes.plot(months, [revenue[tenant].get(m, 0.0) for m in months], marker="o", markersize=3, label=tenant,
+                  gid=f"data-{tenant}")  # fmt: skip
     title = "Revenue by tenant and month of sale"
     axes.set_title(title, fontsize=11, loc="left")
     axes.set_ylabel("revenue")
@@ -295,8 +308,8 @@ def _realisation_chart(result: DashboardResult) -> tuple[str, str]:
     figure = _figure()
     axes = figure.add_subplot()
     positions = range(len(conditions))
-    axes.bar([p - 0.2 for p in positions], average, width=0.4, label="average of sales")
-    axes.bar([p + 0.2 for p in positions], weighted, width=0.4, label="weighted by listed price")
+    _ids(axes.bar([p - 0.2 for p in positions], average, width=0.4, label="average of sales"), "average")
+    _ids(axes.bar([p + 0.2 for p in positions], weighted, width=0.4, label="weighted by listed price"), "weighted")
     axes.set_xticks(list(positions), conditions)
     title = "Price realisation by condition (sale / listed price)"
     axes.set_title(title, fontsize=11, loc="left")
@@ -319,7 +332,7 @@ def _days_to_sell_chart(result: DashboardResult) -> tuple[str, str]:
     width = 0.8 / max(len(seasons), 1)
     for offset, season in enumerate(seasons):
         xs = [i + (offset - (len(seasons) - 1) / 2) * width for i in range(len(categories))]
-        axes.bar(xs, [days[season].get(c, 0.0) for c in categories], width=width, label=season)
+        _ids(axes.bar(xs, [days[season].get(c, 0.0) for c in categories], width=width, label=season), season)
     axes.set_xticks(list(range(len(categories))), categories)
     title = "Average days to sell by category and season"
     axes.set_title(title, fontsize=11, loc="left")
@@ -482,8 +495,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def run_command(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
+def run_command(args: argparse.Namespace, *, out: IO[str] | None = None) -> int:
     """``report``: 0 when written (whatever the verdicts say), an error line otherwise."""
+    out = out or sys.stdout
     since = mon.parse_duration(args.since)
     outputs_path = None if args.outputs is None else Path(args.outputs)
     values = stack_outputs.load(outputs_path)
