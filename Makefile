@@ -47,7 +47,7 @@ package: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" -ne 0 ]; then echo "chromium is missing: run 'sudo apt-get update && sudo apt-get install -y chromium'"; exit 1; fi; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # Offline Terraform (CI and this machine): providers from a local filesystem mirror, never the registry.
 # Real deployments do not use this; they run plain `terraform init` in terraform/.
