@@ -640,7 +640,7 @@ def _queue_checks(observation: Observation, thresholds: Thresholds) -> list[Chec
     elif dlq.error:
         checks.append(Check("dead-letter queue depth", Verdict.UNKNOWN, "unread", "> 0", dlq.error))
     else:
-        value = f"{dlq.depth:,} ({dlq.in_flight:,} being received)" if dlq.in_flight else f"{dlq.depth:,}"
+        value = f"{dlq.depth:,} ({dlq.in_flight:,} in flight)" if dlq.in_flight else f"{dlq.depth:,}"
         verdict = Verdict.WARN if dlq.depth > 0 else Verdict.OK
         detail = f"dead letters in {dlq.name}: look at them and replay" if dlq.depth else ""
         checks.append(Check("dead-letter queue depth", verdict, value, "> 0", detail))
@@ -673,7 +673,7 @@ def _buffer_checks(observation: Observation, thresholds: Thresholds) -> list[Che
     warn = thresholds.buffer_visibility_timeout_seconds
     fail = warn * thresholds.buffer_max_receive_count
     threshold = f"oldest message: warn > {warn} s (visibility timeout), fail > {fail:,} s (x max_receive_count)"
-    value = f"{buffer.depth:,} messages ({buffer.in_flight:,} being processed)"
+    value = f"{buffer.depth:,} messages ({buffer.in_flight:,} in flight)"
     age = observation.get("buffer.queue_oldest_age")
     if age.empty:
         verdict = Verdict.NO_DATA if buffer.depth == 0 else Verdict.OK

@@ -158,7 +158,7 @@ def _svg(figure: Any) -> str:
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
 
 
-def _figure(width: float = 6.4, height: float = 3.2) -> Any:
+def _figure(width: float = 5.3, height: float = 3.0) -> Any:
     from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib loads only when a report is drawn
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -191,7 +191,8 @@ def _time_chart(
     if not drawn:
         axes.text(0.5, 0.5, "no data in the window", transform=axes.transAxes, ha="center", va="center",
                   color="#6e7781")  # fmt: skip
-    axes.set_xlim(window.start, window.end)
+    # a little room after the end, so the live value's marker is not cut in half
+    axes.set_xlim(window.start, window.end + timedelta(seconds=window.period / 3))
     axes.set_ylim(bottom=0)
     axes.set_title(title, fontsize=11, loc="left")
     axes.set_ylabel(unit)
@@ -287,7 +288,7 @@ def _revenue_chart(result: DashboardResult) -> tuple[str, str]:
     ):  # fmt: skip
         revenue[str(tenant)][f"{int(year):04d}-{int(month):02d}"] += float(amount or 0)
     months = sorted({m for by_month in revenue.values() for m in by_month})
-    figure = _figure(9, 3.6)
+    figure = _figure(10.8, 3.6)
     axes = figure.add_subplot()
     for tenant in sorted(revenue):
         axes.plot(months, [revenue[tenant].get(m, 0.0) for m in months], marker="o", markersize=3, label=tenant,
@@ -327,7 +328,7 @@ def _days_to_sell_chart(result: DashboardResult) -> tuple[str, str]:
         days[str(season)][str(category)] = float(average or 0)
     categories = sorted({c for by_category in days.values() for c in by_category})
     seasons = sorted(days)
-    figure = _figure(9, 3.6)
+    figure = _figure(10.8, 3.6)
     axes = figure.add_subplot()
     width = 0.8 / max(len(seasons), 1)
     for offset, season in enumerate(seasons):
