@@ -30,6 +30,7 @@ from operations.errors import OperatorError
 
 __all__ = [
     "EXIT_STATUS_HELP",
+    "LOCAL_RUN_MARKER",
     "Check",
     "Observation",
     "QueueState",
@@ -43,10 +44,12 @@ __all__ = [
     "exit_status",
     "overall",
     "parse_duration",
+    "refuse_ended_local_run",
     "register",
     "render_text",
     "summary_line",
     "to_json",
+    "watch",
 ]
 
 #: Firehose's recommended rate unit: the peak five-minute sum divided by 300 s.
@@ -835,6 +838,7 @@ def run_command(args: argparse.Namespace, *, out: IO[str] | None = None) -> int:
         interval = _watch_seconds(args.watch)
         path = None if args.outputs is None else Path(args.outputs)
         values = stack_outputs.load(path)
+        refuse_ended_local_run(path, values, args.endpoint_url)
         stack = StackNames.from_outputs(values, metrics_namespace=args.metrics_namespace)
         options = aws.AwsOptions.from_args(args, values)
         cloudwatch, sqs = options.client("cloudwatch"), options.client("sqs")
@@ -854,6 +858,22 @@ def run_command(args: argparse.Namespace, *, out: IO[str] | None = None) -> int:
     if interval is None:
         return once()
     return watch(once, interval, out=out)
+
+
+#: The file ``sales-pipeline run`` leaves in its --out folder (local_pipeline.runner.LAKE_MARKER).
+LOCAL_RUN_MARKER = ".sales-pipeline-lake"
+
+
+def refuse_ended_local_run(path: Path | None, values: stack_outputs.StackOutputs, endpoint_url: str | None) -> None:
+    """A local run on in-process moto leaves outputs without ``endpoint_url``: its AWS ended with the run, and
+    the names in it must never be looked up in a real account."""
+    if path is None or endpoint_url or values.get("endpoint_url"):
+        return
+    if (path.resolve().parent / LOCAL_RUN_MARKER).exists():
+        raise OperatorError(
+            f"--outputs {path}: a local run on in-process moto, which ended with the run; run it with "
+            "--endpoint-url http://127.0.0.1:PORT (a moto_server) to watch it"
+        )
 
 
 def watch(

@@ -502,6 +502,7 @@ def run_command(args: argparse.Namespace, *, out: IO[str] | None = None) -> int:
     since = mon.parse_duration(args.since)
     outputs_path = None if args.outputs is None else Path(args.outputs)
     values = stack_outputs.load(outputs_path)
+    mon.refuse_ended_local_run(outputs_path, values, args.endpoint_url)
     options = aws.AwsOptions.from_args(args, values)
     lake = args.lake
     if (
