@@ -171,7 +171,8 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
         outputs.write(lake / OUTPUTS_FILE, aws.stack_outputs(config))
         # The operator's report, read back through the same clients: monitor verdicts, delivery, dashboards.
         cw, sqs_client, values = aws.client("cloudwatch"), aws.client("sqs"), aws.stack_outputs(config)
-        write_report(lake / REPORT_FILE, cloudwatch=cw, sqs=sqs_client, outputs=values, lake_dir=lake)
+        dashboards_on = lake if options.dashboards else None
+        write_report(lake / REPORT_FILE, cloudwatch=cw, sqs=sqs_client, outputs=values, lake_dir=dashboards_on)
     summary.seconds = time.perf_counter() - started
     print(format_summary(summary, lake, config.active_partitions_limit), file=out)
     if options.dashboards and summary.lake_keys:

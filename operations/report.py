@@ -381,9 +381,7 @@ def render_html(
     )
     window = observation.window
     dashboard_section = (
-        _figures(dashboards)
-        if dashboards
-        else f'<p class="note">No dashboard results: {html.escape(dashboards_source)}.</p>'
+        _figures(dashboards) if dashboards else '<p class="note">Nothing to chart: no dashboard rows.</p>'
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -450,7 +448,7 @@ def build_report(
         results = run_athena_dashboards(athena, workgroup=workgroup, database=str(values.require("glue_database_name")))
         source = f"Run in the Athena workgroup {workgroup}."
     else:
-        results, source = [], "no local lake given and the outputs name no Athena workgroup"
+        results, source = [], "not run (no local lake given, and no Athena workgroup in the outputs)"
     return render_html(
         observation,
         checks,

@@ -56,7 +56,7 @@ def clean_run(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     events_file.write_text("".join(json.dumps(e.event) + "\n" for e in events), encoding="utf-8")
     out = base / "out"
     summary: RunSummary = run(
-        RunOptions(events_file=events_file, endpoint_url=endpoint, out=out, burst_seconds=600, dashboards=False),
+        RunOptions(events_file=events_file, endpoint_url=endpoint, out=out, burst_seconds=600),
         out=io.StringIO(),
     )
     assert not summary.dead_letters, "a clean run leaves the DLQ empty"
