@@ -216,3 +216,44 @@ def test_every_chart_of_the_report_draws_in_headless_chromium(report: Path, tmp_
     for chart in charts:
         assert chart["width"] > 200 and chart["height"] > 100, chart
         assert chart["drawn"] > 0, f"nothing of {chart['title']!r} was drawn"
+
+
+def test_monitor_reads_alarm_states_lambda_metrics_and_the_buffer_queue_of_a_deployed_stack(
+    clean_run: tuple[Path, dict[str, Any]], endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN outputs with what a Terraform stack adds: alarms, both Lambdas' names, the queue trigger
+    _out, values = clean_run
+    cloudwatch, sqs = tfs.aws_client("cloudwatch", endpoint), tfs.aws_client("sqs", endpoint)
+    buffer_url = sqs.create_queue(QueueName="monitor-test-buffer")["QueueUrl"]
+    sqs.send_message(QueueUrl=buffer_url, MessageBody="{}")
+    names = ["monitor-test-freshness", "monitor-test-throttled"]
+    for name in names:
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, Namespace="AWS/Firehose", MetricName="ThrottledRecords", Statistic="Sum", Period=300,
+            EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+        )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName=names[0], StateValue="ALARM", StateReason="test")
+    deployed = {
+        **values,
+        "alarm_names": names,
+        "fanout_lambda_name": "monitor-test-fanout",
+        "transform_lambda_name": "monitor-test-transform",
+        "fanout_trigger": "queue",
+        "buffer_queue_url": buffer_url,
+    }
+    outputs_file = tmp_path / "outputs.json"
+    stack_outputs.write(outputs_file, deployed)
+    ms.put_datapoint(cloudwatch, "AWS/Lambda", "Errors", ("FunctionName", "monitor-test-fanout"), 2)
+    ms.put_datapoint(cloudwatch, "AWS/Lambda", "Errors", ("FunctionName", "monitor-test-transform"), 0)
+
+    # WHEN monitor reads them
+    status, text, document = monitor(capsys, outputs_file)
+
+    # THEN the alarm in ALARM and the fan-out's errors are warnings, named; the backlog is reported
+    found = {check["name"]: check for check in document["checks"]}
+    assert found["alarms in ALARM"]["verdict"] == "WARN"
+    assert found["alarms in ALARM"]["detail"] == "monitor-test-freshness"
+    assert found["fanout Lambda Errors (monitor-test-fanout)"]["verdict"] == "WARN"
+    assert found["transform Lambda Errors (monitor-test-transform)"]["verdict"] == "OK"
+    assert found["buffer queue backlog"]["value"].startswith("1 messages"), found["buffer queue backlog"]
+    assert status >= 1, text

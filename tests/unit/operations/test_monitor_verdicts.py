@@ -329,3 +329,66 @@ def test_watch_refreshes_in_place_on_a_terminal_and_returns_the_last_status() ->
     sleeps.clear()
     assert watch(lambda: next(statuses), 5, out=plain, sleep=sleep) == 2
     assert "\x1b" not in plain.getvalue()
+
+
+class _PagingCloudWatch:
+    """Answers GetMetricData in two pages per call, one datapoint per query, and records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        queries = request["MetricDataQueries"]
+        half = len(queries) // 2
+        chosen = queries[half:] if "NextToken" in request else queries[:half]
+        page: dict[str, Any] = {
+            "MetricDataResults": [
+                {"Id": q["Id"], "Timestamps": [END - timedelta(minutes=5)], "Values": [1.0]} for q in chosen
+            ]
+        }
+        if "NextToken" not in request:
+            page["NextToken"] = "next"
+        return page
+
+
+class _Sqs:
+    def get_queue_attributes(self, **request: Any) -> dict[str, Any]:
+        return {"Attributes": {"ApproximateNumberOfMessages": "2", "ApproximateNumberOfMessagesNotVisible": "1",
+                               "MessageRetentionPeriod": "1209600"}}  # fmt: skip
+
+
+def test_collect_asks_for_at_most_500_queries_a_call_and_reads_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    from operations import monitor
+
+    monkeypatch.setattr(monitor, "MAX_QUERIES_PER_CALL", 7)  # the plan has 24 queries: four calls of <= 7
+    cloudwatch = _PagingCloudWatch()
+    stack = StackNames(**{**STACK.__dict__, "alarm_names": None})
+    observation = monitor.collect(cloudwatch, _Sqs(), stack, WINDOW)
+    first_pages = [c for c in cloudwatch.calls if "NextToken" not in c]
+    assert [len(c["MetricDataQueries"]) for c in first_pages] == [7, 7, 7, 3]
+    assert len(cloudwatch.calls) == 8  # each call's second page read too
+    assert all(not s.empty for s in observation.series.values()), "every query's datapoint was kept"
+    assert observation.dead_letter_queue == QueueState("sales-dlq", 2, 1, 1_209_600)
+    first = first_pages[0]
+    assert (first["StartTime"], first["EndTime"], first["ScanBy"]) == (WINDOW.start, WINDOW.end, "TimestampAscending")
+    freshness = next(
+        q for c in first_pages for q in c["MetricDataQueries"]
+        if q["MetricStat"]["Metric"]["MetricName"] == "DeliveryToS3.DataFreshness"
+    )  # fmt: skip
+    assert freshness["MetricStat"]["Stat"] == "Maximum" and freshness["MetricStat"]["Period"] == 300
+    assert freshness["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": "sales-history"}]
+
+
+def test_a_cloudwatch_error_is_unknown_with_its_code() -> None:
+    from botocore.exceptions import ClientError
+
+    from operations import monitor
+
+    class Refusing:
+        def get_metric_data(self, **_: Any) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetMetricData")
+
+    with pytest.raises(OperatorError, match="cannot read CloudWatch metrics: AccessDenied: no") as raised:
+        monitor.collect(Refusing(), _Sqs(), STACK, WINDOW)
+    assert raised.value.exit_status == 3
