@@ -300,6 +300,7 @@ def collect(cloudwatch: Any, sqs: Any, stack: StackNames, window: Window) -> Obs
         if all(not points[key] for key in plan if plan[key][0].namespace == metrics.FIREHOSE):
             observation.stream_known = _stream_has_metrics(cloudwatch, stack.delivery_stream)
     except Exception as exc:
+        _reraise_unless_aws(exc)
         raise OperatorError(f"cannot read CloudWatch metrics: {_describe(exc)}", exit_status=3) from exc
     observation.series = {key: _series(found) for key, found in points.items()}
     if stack.dead_letter_queue_url:
@@ -310,6 +311,7 @@ def collect(cloudwatch: Any, sqs: Any, stack: StackNames, window: Window) -> Obs
         try:
             observation.alarms = read_alarms(cloudwatch, stack.alarm_names)
         except Exception as exc:  # judged UNKNOWN, with the reason
+            _reraise_unless_aws(exc)
             observation.alarms_error = _describe(exc)
     return observation
 
@@ -354,6 +356,7 @@ def read_queue(sqs: Any, url: str) -> QueueState:
             ],
         )["Attributes"]
     except Exception as exc:  # judged UNKNOWN, with the reason
+        _reraise_unless_aws(exc)
         return QueueState(queue_name(url), error=_describe(exc))
     return QueueState(
         queue_name(url),
@@ -387,6 +390,12 @@ def queue_name(url: str) -> str:
 
 def _buffer_url(stack: StackNames) -> str | None:
     return stack.buffer_queue_url if stack.fanout_trigger == "queue" else None
+
+
+def _reraise_unless_aws(exc: Exception) -> None:
+    """Errors of the SDK (refused, unreachable, no credentials) are "could not read"; any other is a bug."""
+    if not type(exc).__module__.startswith(("botocore", "boto3")):
+        raise exc
 
 
 def _describe(exc: BaseException) -> str:
