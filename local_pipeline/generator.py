@@ -246,10 +246,13 @@ def _parse_line(path: Path, number: int, line: bytes) -> dict[str, Any]:
         raise BadEventsFile(f"{path}:{number}: not a JSON event: {exc}") from exc
     if not isinstance(event, dict):
         raise BadEventsFile(
-            f"{path}:{number}: not an event: a JSON {type(event).__name__} where an EventBridge event object "
-            "was expected"
+            f"{path}:{number}: not an event: a JSON {_JSON_TYPES.get(type(event), 'value')} where an EventBridge "
+            "event object was expected"
         )
     return event
+
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 def write_jsonl(events: Iterator[GeneratedEvent], target: IO[bytes]) -> int:

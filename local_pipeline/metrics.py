@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +60,7 @@ class MetricsRecorder:
         #: Datapoints sent by :meth:`put` so far.
         self.datapoints_put = 0
 
-    def add(
+    def add(  # noqa: PLR0917 - a datapoint's fields, in PutMetricData's order
         self, namespace: str, name: str, value: float, unit: str, at_ms: int, dimensions: Mapping[str, str]
     ) -> None:
         """Record one observation of ``name`` at simulated ``at_ms``."""
@@ -141,7 +141,8 @@ class EmfLogSink(io.TextIOBase):
         self._forward = forward
         self._partial = ""
         self._lock = threading.Lock()  # handlers log from their thread pools
-        self.totals: Counter[str] = Counter()
+        #: Sum of every EMF metric seen, by name.
+        self.totals: defaultdict[str, float] = defaultdict(float)
 
     def writable(self) -> bool:
         """A text sink."""

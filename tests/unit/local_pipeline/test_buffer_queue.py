@@ -23,7 +23,9 @@ SETTINGS = BufferQueueSettings.from_declarations()
 class Harness:
     """A queue feeding a fake function that records each event and answers with ``answer(event)``."""
 
-    def __init__(self, answer: Callable[[dict[str, Any]], Any] = lambda event: {"batchItemFailures": []}, **settings: Any) -> None:
+    def __init__(
+        self, answer: Callable[[dict[str, Any]], Any] = lambda event: {"batchItemFailures": []}, **settings: Any
+    ) -> None:
         self.clock = SimulatedClock(T0)
         self.events: list[dict[str, Any]] = []
         self.moments: list[int] = []
