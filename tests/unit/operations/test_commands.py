@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from local_pipeline import runner
+from local_pipeline import out_folder
 from local_pipeline.cli import build_parser, main
 from operations import COMMAND_MODULES, monitor
 from operations import outputs as stack_outputs
@@ -27,7 +27,7 @@ def test_monitor_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str
 
 
 def test_the_local_run_marker_is_the_runners() -> None:
-    assert monitor.LOCAL_RUN_MARKER == runner.LAKE_MARKER
+    assert monitor.LOCAL_RUN_MARKER == out_folder.MANIFEST
 
 
 @pytest.mark.parametrize("command", ["monitor", "report"])
@@ -35,7 +35,7 @@ def test_outputs_of_an_in_process_run_are_refused_not_looked_up_in_an_account(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN the outputs a run on in-process moto leaves (no endpoint_url) beside its lake marker
-    (tmp_path / runner.LAKE_MARKER).write_text("x", encoding="utf-8")
+    (tmp_path / out_folder.MANIFEST).write_text("x", encoding="utf-8")
     stack_outputs.write(tmp_path / "outputs.json", {"delivery_stream_name": "s", "aws_region": "us-east-1"})
     extra = ["--html", str(tmp_path / "r.html")] if command == "report" else []
     # WHEN the command is pointed at them THEN a one-line error, before any client is made
