@@ -442,7 +442,7 @@ def build_report(
     checks = mon.evaluate(observation, thresholds)
     if lake_dir is not None:
         results = run_local_dashboards(lake_dir)
-        source = f"Run with DuckDB on the local lake {lake_dir} (the Athena SQL, translated)."
+        source = "Run with DuckDB on the local lake (the Athena SQL, translated to DuckDB's dialect)."
     elif athena is not None and values.get("athena_workgroup_name"):
         workgroup = str(values.require("athena_workgroup_name"))
         results = run_athena_dashboards(athena, workgroup=workgroup, database=str(values.require("glue_database_name")))

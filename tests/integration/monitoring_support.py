@@ -1,10 +1,4 @@
-"""Helpers for the monitor and report tests: a clean local run on a moto_server, and headless Chromium.
-
-Until the local runtime puts its AWS/Firehose, AWS/Lambda and AWS/SQS metrics at wall-clock time (its
-metrics are timestamped at the burst's simulated date today), :func:`put_run_metrics_now` puts what the run
-reported, timestamped within the last minutes, under the names the run's datapoints carry. Once the runtime
-does it itself, set ``RUN_PUTS_RECENT_METRICS = True`` and the tests read the run's own datapoints.
-"""
+"""Helpers for the monitor and report tests: datapoints put as problems, and headless Chromium."""
 
 from __future__ import annotations
 
@@ -14,11 +8,6 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from local_pipeline.runner import RunSummary
-
-#: Flip to True when `sales-pipeline run` puts its metrics within the last hour of wall-clock time.
-RUN_PUTS_RECENT_METRICS = False
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 #: Headless, no network of its own, a throw-away profile (added by :func:`chromium_command`).
@@ -33,46 +22,6 @@ CHROMIUM_FLAGS = (
     "--no-first-run",
     "--hide-scrollbars",
 )
-
-
-def put_run_metrics_now(cloudwatch: Any, outputs: dict[str, Any], summary: RunSummary) -> None:
-    """Put the run's delivery figures as datapoints 8 and 3 minutes ago (see the module docstring)."""
-    now = datetime.now(UTC)
-    stream = [{"Name": "DeliveryStreamName", "Value": outputs["delivery_stream_name"]}]
-    stats = summary.stream
-    halves = [(now - timedelta(minutes=8), 0.5), (now - timedelta(minutes=3), 0.5)]
-    data = []
-    for at, share in halves:
-        for name, value, unit in (
-            ("IncomingRecords", stats.incoming_records * share, "Count"),
-            ("IncomingBytes", stats.incoming_bytes * share, "Bytes"),
-            ("IncomingPutRequests", stats.put_requests * share, "Count"),
-            ("DeliveryToS3.Records", stats.rows_delivered * share, "Count"),
-            ("DeliveryToS3.Success", 1, "Count"),
-            ("DeliveryToS3.DataFreshness", 330, "Seconds"),
-            ("ExecuteProcessing.Success", 1, "Count"),
-            ("SucceedConversion.Records", stats.rows_delivered * share, "Count"),
-            ("PartitionCount", stats.max_active_partitions, "Count"),
-            ("PartitionCountExceeded", 0, "Count"),
-        ):
-            data.append(
-                {"MetricName": name, "Dimensions": stream, "Timestamp": at, "Value": float(value), "Unit": unit}
-            )
-    cloudwatch.put_metric_data(Namespace="AWS/Firehose", MetricData=data)
-    queue = outputs["dead_letter_queue_url"].rsplit("/", 1)[-1]
-    cloudwatch.put_metric_data(
-        Namespace="AWS/SQS",
-        MetricData=[
-            {
-                "MetricName": "ApproximateNumberOfMessagesVisible",
-                "Dimensions": [{"Name": "QueueName", "Value": queue}],
-                "Timestamp": at,
-                "Value": 0.0,
-                "Unit": "Count",
-            }
-            for at, _share in halves
-        ],
-    )
 
 
 def put_datapoint(cloudwatch: Any, namespace: str, name: str, dimension: tuple[str, str], value: float,
