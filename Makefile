@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench clean package tf-check checkov
+.PHONY: setup run test lint format bench clean package tf-check checkov browser
 
 setup: $(STAMP)
 
@@ -20,8 +20,9 @@ run: setup
 	$(BIN)/sales-pipeline run $(ARGS)
 
 ## test: lint, type-check, Terraform checks, then the whole test suite (unit, functional, integration,
-## including `terraform apply` against a moto_server, which needs the zips from `package`).
-test: setup lint tf-check checkov package
+## including `terraform apply` against a moto_server, which needs the zips from `package`, and the report in
+## headless Chromium, which `browser` installs).
+test: setup lint tf-check checkov package browser
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -40,6 +41,13 @@ bench: setup
 ## package: the two Lambda zips in .build/ (deterministic; Lambda-platform wheels). Run before `terraform apply`.
 package: setup
 	$(BIN)/python scripts/package_lambdas.py
+
+## browser: Chromium from the OS packages (Debian's `chromium`), for the report's headless-browser test;
+## installed with apt-get when missing (as root, as in CI), otherwise says what to run.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "chromium is missing: run 'sudo apt-get update && sudo apt-get install -y chromium'"; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # Offline Terraform (CI and this machine): providers from a local filesystem mirror, never the registry.
 # Real deployments do not use this; they run plain `terraform init` in terraform/.

@@ -10,4 +10,10 @@ from __future__ import annotations
 
 #: The operator command modules the ``sales-pipeline`` CLI registers, in ``--help`` order. Each module has
 #: ``register(subparsers)``, which adds its parser and sets ``handler=`` (``(args) -> exit status``).
-COMMAND_MODULES: tuple[str, ...] = ("operations.dlq", "operations.errors_prefix", "operations.send")
+COMMAND_MODULES: tuple[str, ...] = (
+    "operations.monitor",
+    "operations.report",
+    "operations.dlq",
+    "operations.errors_prefix",
+    "operations.send",
+)

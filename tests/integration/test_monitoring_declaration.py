@@ -1,0 +1,91 @@
+"""The Terraform alarms and monitor's metric declaration (operations/metrics.py) cannot drift apart.
+
+Reads every alarm from a plan of terraform/ (against a moto_server, offline) and checks that its
+namespace, metric, statistic and dimension names are ones the declaration has, exactly as AWS publishes
+them, and that the thresholds monitor shares with the alarms are equal. A new alarm on an undeclared metric,
+a renamed dimension or a changed threshold rule fails here, naming the alarm.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from operations import metrics
+from operations.monitor import Thresholds
+from tests.integration import terraform_support as tfs
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.terraform,
+    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not on PATH"),
+]
+
+moto_server_endpoint = tfs.moto_server_endpoint  # the module-scoped fixture, re-exported for pytest
+
+DECLARED = {(m.namespace, m.name): m for m in metrics.ALL.values()}
+#: Alarms whose rule monitor shares: metric name -> (comparison, threshold) monitor judges by.
+SHARED_RULES = {
+    "ThrottledRecords": ("GreaterThanThreshold", 0),
+    "FailedConversion.Records": ("GreaterThanThreshold", 0),
+    "ExecuteProcessing.Success": ("LessThanThreshold", 1),
+    "PartitionCountExceeded": ("GreaterThanOrEqualToThreshold", 1),
+    "ApproximateNumberOfMessagesVisible": ("GreaterThanThreshold", 0),
+    "Errors": ("GreaterThanThreshold", 0),
+    "Throttles": ("GreaterThanThreshold", 0),
+    "DeliveryToS3.DataFreshness": ("GreaterThanThreshold", Thresholds.from_declarations().freshness_seconds),
+}
+
+
+@pytest.fixture(scope="module")
+def alarms(moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+    """Every aws_cloudwatch_metric_alarm of a plan with the default variables, as planned values."""
+    terraform = tfs.initialised_module(tmp_path_factory.mktemp("terraform-alarms"), moto_server_endpoint)
+    terraform.run("plan", "-input=false", "-out=alarms.tfplan", "-var-file=moto.tfvars.json", timeout=240)
+    plan = json.loads(terraform.run("show", "-json", "alarms.tfplan").stdout)
+    resources = plan["planned_values"]["root_module"]["resources"]
+    yield [r for r in resources if r["type"] == "aws_cloudwatch_metric_alarm"]
+
+
+def _metrics_of(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """(namespace, metric_name, statistic, dimensions) of a single-metric alarm or of each metric query."""
+    values = alarm["values"]
+    if values.get("metric_name"):
+        return [{key: values[key] for key in ("namespace", "metric_name", "statistic", "dimensions")}]
+    found = []
+    for query in values.get("metric_query", []):
+        for metric in query.get("metric", []):
+            found.append({**metric, "statistic": metric["stat"]})
+    return found
+
+
+def test_every_alarm_reads_a_declared_metric_with_its_statistic_and_dimension(alarms: list[dict[str, Any]]) -> None:
+    assert len(alarms) >= 10, "the plan has the pipeline's alarms"
+    for alarm in alarms:
+        read = _metrics_of(alarm)
+        assert read, f"{alarm['address']} reads no metric"
+        for metric in read:
+            key = (metric["namespace"], metric["metric_name"])
+            assert key in DECLARED, f"{alarm['address']} alarms on {key}, which operations/metrics.py does not declare"
+            declared = DECLARED[key]
+            assert metric["statistic"] == declared.statistic, (alarm["address"], metric["statistic"])
+            assert set(metric["dimensions"]) == {declared.dimension}, (alarm["address"], metric["dimensions"])
+
+
+def test_monitor_judges_by_the_alarms_thresholds_where_they_share_a_rule(alarms: list[dict[str, Any]]) -> None:
+    shared = 0
+    for alarm in alarms:
+        values = alarm["values"]
+        if values.get("metric_name") in SHARED_RULES:
+            expected = SHARED_RULES[values["metric_name"]]
+            assert (values["comparison_operator"], values["threshold"]) == expected, alarm["address"]
+            shared += 1
+        elif not values.get("metric_name"):  # the incoming-traffic alarms: percent of the per-second quota
+            assert values["threshold"] == metrics.INCOMING_LIMIT_PERCENT, alarm["address"]
+            assert values["comparison_operator"] == "GreaterThanThreshold", alarm["address"]
+            shared += 1
+    assert shared == len(alarms), "every alarm mirrors a monitor check"

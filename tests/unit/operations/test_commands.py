@@ -1,0 +1,55 @@
+"""The monitor and report commands' faces: registered in the CLI, one-line errors, never a real account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local_pipeline import out_folder
+from local_pipeline.cli import build_parser, main
+from operations import COMMAND_MODULES, monitor
+from operations import outputs as stack_outputs
+
+
+def test_monitor_and_report_are_registered_commands() -> None:
+    assert {"operations.monitor", "operations.report"} <= set(COMMAND_MODULES)
+    help_text = build_parser().format_help()
+    assert "monitor" in help_text and "report" in help_text
+
+
+def test_monitor_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["monitor", "--help"])
+    text = capsys.readouterr().out
+    for line in ("0  OK", "1  WARNING", "2  CRITICAL", "3  UNKNOWN"):
+        assert line in text
+
+
+def test_the_local_run_marker_is_the_runners() -> None:
+    assert monitor.LOCAL_RUN_MARKER == out_folder.MANIFEST
+
+
+@pytest.mark.parametrize("command", ["monitor", "report"])
+def test_outputs_of_an_in_process_run_are_refused_not_looked_up_in_an_account(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the outputs a run on in-process moto leaves (no endpoint_url) beside its lake marker
+    (tmp_path / out_folder.MANIFEST).write_text("x", encoding="utf-8")
+    stack_outputs.write(tmp_path / "outputs.json", {"delivery_stream_name": "s", "aws_region": "us-east-1"})
+    extra = ["--html", str(tmp_path / "r.html")] if command == "report" else []
+    # WHEN the command is pointed at them THEN a one-line error, before any client is made
+    status = main([command, "--outputs", str(tmp_path / "outputs.json"), *extra])
+    assert status == (3 if command == "monitor" else 2)
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "in-process moto" in error and "--endpoint-url" in error
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--since", "1y"), ("--watch", "0"), ("--watch", "often")])
+def test_bad_monitor_options_are_unknown_with_one_line(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["monitor", "--outputs", str(tmp_path / "none.json"), option, value]) == 3
+    assert f"{option} {value!r}" in capsys.readouterr().err
