@@ -35,6 +35,7 @@ import orjson
 
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
+from fanout_lambda.adapters import FirehoseSender
 from fanout_lambda.settings import FanoutSettings
 from local_pipeline import out_folder
 from local_pipeline.aws import EmbeddedAws, dead_letter_body
@@ -361,12 +362,13 @@ def build_services(
         metrics=metrics,
         origin_of=in_flight.origin_of,
     )
-    fanout_handler.configure(
+    service = fanout_handler.configure(
         settings=_fanout_settings(aws, config),
         dynamodb=aws.client("dynamodb"),
         firehose=stream,
         sqs=aws.client("sqs"),
     )
+    _simulated_backoff(service, stream, config.stream_name)
     fanout = LambdaFunction(
         FANOUT_FUNCTION, fanout_handler.lambda_handler, clock=clock, region=options.region, metrics=metrics
     )
@@ -419,6 +421,24 @@ def build_services(
         )
         services.async_invoker, services.trigger, services.deliver = invoker, invoker, invoker.invoke
     return services
+
+
+def _simulated_backoff(service: Any, stream: LocalDeliveryStream, stream_name: str) -> None:
+    """Give the fan-out a Firehose sender whose backoff between resends takes no wall-clock time.
+
+    The handler's sender sleeps (capped exponential backoff, full jitter: at most ~0.35 s in all) before
+    resending failed entries. The simulated clock does not move inside an invocation, so here the resends
+    happen in the same simulated second, which is where most of them land in AWS too; what the sleep would
+    cost is wall time only. Same class, same limits, same retries: only ``sleep`` differs.
+    """
+    sender = FirehoseSender(stream, stream_name, sleep=_no_wait)
+    service.sender = sender
+    if hasattr(service, "batch"):
+        service.batch.sender = sender
+
+
+def _no_wait(seconds: float) -> None:
+    """A backoff that does not wait (see :func:`_simulated_backoff`)."""
 
 
 def simulate(
