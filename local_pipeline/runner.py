@@ -239,6 +239,62 @@ class Services:
     emf: EmfLogSink | None = None
 
 
+class DeadLetterGauge:
+    """The dead-letter queue's ``AWS/SQS`` metrics: messages sent, visible, age of the oldest.
+
+    Nothing consumes the DLQ during a run, so the visible count is every message sent so far and the oldest
+    is the first one.
+    """
+
+    def __init__(self, metrics: MetricsRecorder, clock: SimulatedClock, queue_name: str) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._dimensions = {"QueueName": queue_name}
+        self.sent = 0
+        self._first_ms: int | None = None
+
+    def record(self, count: int) -> None:
+        """``count`` messages arrived now."""
+        now = self._clock.now_ms
+        if count:
+            self.sent += count
+            self._first_ms = now if self._first_ms is None else self._first_ms
+            self._metrics.add("AWS/SQS", "NumberOfMessagesSent", count, "Count", now, self._dimensions)
+        self.depth()
+
+    def depth(self) -> None:
+        """Record the queue's depth and oldest message's age at the simulated now."""
+        now = self._clock.now_ms
+        age = (now - self._first_ms) / 1000 if self._first_ms is not None else 0
+        add = self._metrics.add
+        add("AWS/SQS", "ApproximateNumberOfMessagesVisible", self.sent, "Count", now, self._dimensions)
+        add("AWS/SQS", "ApproximateAgeOfOldestMessage", age, "Seconds", now, self._dimensions)
+
+
+class MeteredSqs:
+    """An SQS client that reports the messages it sends to the dead-letter queue to a :class:`DeadLetterGauge`
+    (what CloudWatch would count); every call goes to the real client unchanged."""
+
+    def __init__(self, client: Any, gauge: DeadLetterGauge) -> None:
+        self._client = client
+        self._gauge = gauge
+
+    def send_message(self, **kwargs: Any) -> Any:
+        """SendMessage, counted."""
+        response = self._client.send_message(**kwargs)
+        self._gauge.record(1)
+        return response
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        """SendMessageBatch, its successful entries counted."""
+        response = self._client.send_message_batch(**kwargs)
+        self._gauge.record(len(response.get("Successful", [])))
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 class InFlight:
     """Bus arrival moments of the events the pipeline is still working on, for the delivery latency.
 
@@ -362,23 +418,22 @@ def build_services(
         metrics=metrics,
         origin_of=in_flight.origin_of,
     )
+    dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue)
     service = fanout_handler.configure(
         settings=_fanout_settings(aws, config),
         dynamodb=aws.client("dynamodb"),
         firehose=stream,
-        sqs=aws.client("sqs"),
+        sqs=MeteredSqs(aws.client("sqs"), dlq),
     )
     _simulated_backoff(service, stream, config.stream_name)
     fanout = LambdaFunction(
         FANOUT_FUNCTION, fanout_handler.lambda_handler, clock=clock, region=options.region, metrics=metrics
     )
     emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
-    sqs = aws.client("sqs")
-    dlq_name = aws.names.dead_letter_queue
+    sqs = MeteredSqs(aws.client("sqs"), dlq)
 
     def to_dlq(body: str) -> None:
         sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
-        metrics.add("AWS/SQS", "NumberOfMessagesSent", 1, "Count", clock.now_ms, {"QueueName": dlq_name})
 
     services = Services(
         aws=aws,
