@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -35,9 +36,10 @@ import orjson
 
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
+from fanout_lambda.adapters import FirehoseSender
 from fanout_lambda.settings import FanoutSettings
 from local_pipeline import out_folder
-from local_pipeline.aws import EmbeddedAws, dead_letter_body
+from local_pipeline.aws import EmbeddedAws
 from local_pipeline.buffer_queue import BufferQueue, BufferQueueSettings
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import QueryResult, render, run_dashboards
@@ -239,6 +241,77 @@ class Services:
     buffer_queue: BufferQueue | None = None
     async_invoker: AsyncInvoker | None = None
     emf: EmfLogSink | None = None
+    dead_letters: DeadLetterGauge | None = None
+
+
+class DeadLetterGauge:
+    """Every message the dead-letter queue receives: its ``AWS/SQS`` metrics (messages sent, visible, age of
+    the oldest), its kind, and its body written to ``sink`` (``dead_letters.jsonl``), one per line.
+
+    Nothing consumes the DLQ during a run, so what was sent is what is left in it: the visible count is every
+    message sent so far, the oldest is the first one, and the file is written as messages arrive instead of
+    read back at the end (moto's ReceiveMessage took minutes for a few thousand large messages).
+    """
+
+    def __init__(
+        self, metrics: MetricsRecorder, clock: SimulatedClock, queue_name: str, sink: IO[str] | None = None
+    ) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._dimensions = {"QueueName": queue_name}
+        self._sink = sink
+        self._lock = threading.Lock()  # the fan-out sends its dead letters from its thread pool
+        self.sent = 0
+        self.kinds: Counter[str] = Counter()
+        self._first_ms: int | None = None
+
+    def record(self, bodies: list[str]) -> None:
+        """These message bodies arrived now."""
+        now = self._clock.now_ms
+        with self._lock:
+            for body in bodies:
+                self.kinds[_dead_letter_kind(body)] += 1
+                if self._sink is not None:
+                    # The body as the queue holds it, one per line (re-serialised only if it spans lines).
+                    self._sink.write((body if "\n" not in body else json.dumps(json.loads(body))) + "\n")
+            if bodies:
+                self.sent += len(bodies)
+                self._first_ms = now if self._first_ms is None else self._first_ms
+                self._metrics.add("AWS/SQS", "NumberOfMessagesSent", len(bodies), "Count", now, self._dimensions)
+        self.depth()
+
+    def depth(self) -> None:
+        """Record the queue's depth and oldest message's age at the simulated now."""
+        now = self._clock.now_ms
+        age = (now - self._first_ms) / 1000 if self._first_ms is not None else 0
+        add = self._metrics.add
+        add("AWS/SQS", "ApproximateNumberOfMessagesVisible", self.sent, "Count", now, self._dimensions)
+        add("AWS/SQS", "ApproximateAgeOfOldestMessage", age, "Seconds", now, self._dimensions)
+
+
+class MeteredSqs:
+    """An SQS client that reports the messages it sends to the dead-letter queue to a :class:`DeadLetterGauge`
+    (what CloudWatch would count); every call goes to the real client unchanged."""
+
+    def __init__(self, client: Any, gauge: DeadLetterGauge) -> None:
+        self._client = client
+        self._gauge = gauge
+
+    def send_message(self, **kwargs: Any) -> Any:
+        """SendMessage, recorded once it succeeded."""
+        response = self._client.send_message(**kwargs)
+        self._gauge.record([kwargs["MessageBody"]])
+        return response
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        """SendMessageBatch, its successful entries recorded."""
+        response = self._client.send_message_batch(**kwargs)
+        sent = {entry["Id"] for entry in response.get("Successful", [])}
+        self._gauge.record([entry["MessageBody"] for entry in kwargs["Entries"] if entry["Id"] in sent])
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class InFlight:
@@ -301,9 +374,10 @@ def run(
         with (
             EmbeddedAws(region=options.region, endpoint_url=options.endpoint_url) as aws,
             _lambda_output(options.lambda_log) as lambda_log,
+            (staged / DEAD_LETTERS_FILE).open("w", encoding="utf-8") as dead_letters,
         ):
             aws.create_resources(buffer_queue=trigger == "queue")
-            services = build_services(aws, config, options, trigger, lambda_log=lambda_log)
+            services = build_services(aws, config, options, trigger, lambda_log=lambda_log, dead_letters=dead_letters)
             if wrap is not None:
                 services = wrap(services)
             progress = Progress(total, _progress_stream(out), detail=lambda: _progress_detail(summary, services))
@@ -344,8 +418,10 @@ def build_services(
     trigger: Trigger,
     *,
     lambda_log: IO[str] | None = None,
+    dead_letters: IO[str] | None = None,
 ) -> Services:
-    """Wire the simulated services of one run (the embedded AWS already holds its resources)."""
+    """Wire the simulated services of one run (the embedded AWS already holds its resources); every message
+    the dead-letter queue receives is written to ``dead_letters``."""
     clock = SimulatedClock(0)
     metrics = MetricsRecorder()
     in_flight = InFlight()
@@ -368,22 +444,22 @@ def build_services(
         metrics=metrics,
         origin_of=in_flight.origin_of,
     )
-    fanout_handler.configure(
+    dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue, dead_letters)
+    service = fanout_handler.configure(
         settings=_fanout_settings(aws, config),
         dynamodb=aws.client("dynamodb"),
         firehose=stream,
-        sqs=aws.client("sqs"),
+        sqs=MeteredSqs(aws.client("sqs"), dlq),
     )
+    _simulated_backoff(service, stream, config.stream_name)
     fanout = LambdaFunction(
         FANOUT_FUNCTION, fanout_handler.lambda_handler, clock=clock, region=options.region, metrics=metrics
     )
     emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
-    sqs = aws.client("sqs")
-    dlq_name = aws.names.dead_letter_queue
 
     def to_dlq(body: str) -> None:
-        sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
-        metrics.add("AWS/SQS", "NumberOfMessagesSent", 1, "Count", clock.now_ms, {"QueueName": dlq_name})
+        aws.put_dead_letter(body)
+        dlq.record([body])
 
     services = Services(
         aws=aws,
@@ -398,6 +474,7 @@ def build_services(
         trigger_name=trigger,
         in_flight=in_flight,
         emf=emf,
+        dead_letters=dlq,
     )
     if trigger == "queue":
         queue = BufferQueue(
@@ -426,6 +503,24 @@ def build_services(
         )
         services.async_invoker, services.trigger, services.deliver = invoker, invoker, invoker.invoke
     return services
+
+
+def _simulated_backoff(service: Any, stream: LocalDeliveryStream, stream_name: str) -> None:
+    """Give the fan-out a Firehose sender whose backoff between resends takes no wall-clock time.
+
+    The handler's sender sleeps (capped exponential backoff, full jitter: at most ~0.35 s in all) before
+    resending failed entries. The simulated clock does not move inside an invocation, so here the resends
+    happen in the same simulated second, which is where most of them land in AWS too; what the sleep would
+    cost is wall time only. Same class, same limits, same retries: only ``sleep`` differs.
+    """
+    sender = FirehoseSender(stream, stream_name, sleep=_no_wait)
+    service.sender = sender
+    if hasattr(service, "batch"):
+        service.batch.sender = sender
+
+
+def _no_wait(seconds: float) -> None:
+    """A backoff that does not wait (see :func:`_simulated_backoff`)."""
 
 
 def simulate(
@@ -506,11 +601,7 @@ def _finish(services: Services, summary: RunSummary, staged: Path) -> None:
         summary.events_retried = services.async_invoker.stats.retried_events
     summary.metric_datapoints = services.metrics.put(aws.client("cloudwatch"))
     summary.metric_names = aws.metric_names("AWS/Firehose")
-    with (staged / DEAD_LETTERS_FILE).open("w", encoding="utf-8") as dead_letters:
-        for body in aws.read_dead_letters():
-            summary.dead_letter_kinds[_dead_letter_kind(dead_letter_body(body))] += 1
-            # The body as the queue holds it, one per line (re-serialised only if it spans lines).
-            dead_letters.write((body if "\n" not in body else json.dumps(json.loads(body))) + "\n")
+    summary.dead_letter_kinds = services.dead_letters.kinds if services.dead_letters is not None else Counter()
     for key in aws.keys():  # noqa: SIM118 - the lake bucket's keys, not a dict's
         if key.startswith(config.table_prefix):
             summary.lake_keys += 1
@@ -531,8 +622,14 @@ class _Idle:
         return True
 
 
-def _dead_letter_kind(body: dict[str, Any]) -> str:
+def _dead_letter_kind(text: str) -> str:
     """Which of the DLQ's message kinds (COMMON.md) a body is."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return "not_json"
+    if not isinstance(body, dict):
+        return "not_json"
     if "requestContext" in body:
         return "fanout_failed_after_async_retries"
     if "errorType" in body and ("event" in body or "eventGzipBase64" in body):
