@@ -6,7 +6,14 @@ from typing import Any
 
 from pipeline_config import ConfigurationError
 
-__all__ = ["ConfigurationError", "DeadLetterTooLarge", "DeliveryIncomplete", "InvalidSaleEvent"]
+__all__ = [
+    "ConfigurationError",
+    "DeadLetterNotSent",
+    "DeadLetterTooLarge",
+    "DeliveryIncomplete",
+    "InvalidSaleEvent",
+    "WriteIncomplete",
+]
 
 _ABSENT: Any = object()
 
@@ -43,6 +50,25 @@ class DeliveryIncomplete(RuntimeError):
         self.error_codes = error_codes
         self.resent = resent
         super().__init__(f"{failed} record(s) not accepted by Firehose stream {stream!r}: {sorted(set(error_codes))}")
+
+
+class WriteIncomplete(RuntimeError):
+    """DynamoDB still returned these writes as ``UnprocessedItems`` after the bounded resends."""
+
+    def __init__(self, table: str, failed: int, resent: int = 0) -> None:
+        self.table = table
+        self.failed = failed
+        self.resent = resent
+        super().__init__(f"{failed} write(s) to table {table!r} still unprocessed after {resent} resend(s)")
+
+
+class DeadLetterNotSent(RuntimeError):
+    """SQS refused a dead letter (a ``Failed`` entry of SendMessageBatch); the message must be retried."""
+
+    def __init__(self, queue_url: str, code: str, message: str = "") -> None:
+        self.queue_url = queue_url
+        self.code = code
+        super().__init__(f"dead letter not accepted by {queue_url}: {code} {message}".rstrip())
 
 
 class DeadLetterTooLarge(RuntimeError):

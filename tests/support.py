@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +116,40 @@ class RecordingFirehose:
             for i in range(len(Records))
         ]
         return {"FailedPutCount": len(failed), "Encrypted": False, "RequestResponses": responses}
+
+
+def sqs_record(event: Any, message_id: str, receive_count: int = 1) -> dict[str, Any]:
+    """One SQS record as an event source mapping delivers it: ``event`` (or a raw string) as the body."""
+    body = event if isinstance(event, str) else json.dumps(event)
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEB{message_id}{receive_count}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1767089700000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1767089700100",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:sales-buffer-test",
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(messages: list[tuple[str, Any]], receive_count: int = 1) -> dict[str, Any]:
+    """An SQS batch of ``(message_id, event or raw body)`` pairs."""
+    return {"Records": [sqs_record(event, message_id, receive_count) for message_id, event in messages]}
+
+
+def redelivery(batch: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """The batch SQS delivers again after ``response``: exactly the listed messages, one receive later."""
+    listed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    records = []
+    for record in batch["Records"]:
+        if record["messageId"] in listed:
+            count = int(record["attributes"]["ApproximateReceiveCount"]) + 1
+            records.append(sqs_record(record["body"], record["messageId"], count))
+    return {"Records": records}

@@ -1,0 +1,249 @@
+"""A batch of sale events through validation, idempotency claims and batched writes: the fan-out's one code path.
+
+Direct mode hands over a batch of one EventBridge event; queue mode the bodies of an SQS batch. Each message gets
+its own :class:`Outcome`; a failure never spills over to a neighbour. The AWS calls of a batch run in four
+stages, each stage's calls concurrently on the container's thread pool:
+
+1. the idempotency claims (one conditional PutItem per distinct sale) and the dead letters (SendMessageBatch);
+2. the sales items of the sales claimed (BatchWriteItem, 25 a call; a lone item with PutItem);
+3. the Firehose records of the items written (PutRecordBatch, 500 records / 4 MiB a call);
+4. the completions of the sales whose item and record were both written, and the releases of the others
+   (BatchWriteItem to the idempotency table).
+
+A sale is done only when its item and its record are written. Copies of one sale inside a batch (a redelivered
+event, or a re-published one under a new id) are grouped before claiming: the first copy is claimed and written,
+the others follow it. When it is done (or was done before), they are duplicates. When it fails or is held by
+another invocation, they are failed too, so every copy's message is retried and the sale can never be lost
+(the retry finds the sale done, or does it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from .adapters import DeadLetter, DeadLetterQueue, FirehoseSender, SalesStore
+from .claims import Claim, IdempotencyRecords
+from .errors import InvalidSaleEvent
+from .sale import Sale, firehose_record, idempotency_key, sales_item
+from .validation import SaleValidator
+
+OutcomeKind = Literal["processed", "duplicate", "rejected", "in_progress", "failed"]
+
+
+@dataclass
+class Message:
+    """One event to fan out: the parsed event (or the raw body that would not parse) and its SQS message id."""
+
+    message_id: str | None
+    event: Any
+    unreadable: InvalidSaleEvent | None = None
+
+    @classmethod
+    def from_sqs_record(cls, record: dict[str, Any]) -> Message:
+        """The EventBridge event an SQS target of a rule received, as the message ``body`` (JSON)."""
+        message_id = record.get("messageId")
+        body = record.get("body")
+        if not isinstance(body, str):
+            return cls(message_id, body, InvalidSaleEvent("body", "must be a string holding the event JSON", body))
+        try:
+            event = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            try:  # what orjson refuses but JSON parsers accept (NaN, integers past 64 bits): the validator decides
+                event = json.loads(body)
+            except ValueError as exc:
+                return cls(message_id, body, InvalidSaleEvent("body", f"is not JSON ({exc})", body))
+        return cls(message_id, event)
+
+
+@dataclass
+class Outcome:
+    """What became of one message."""
+
+    message: Message
+    kind: OutcomeKind = "failed"
+    sale: Sale | None = None
+    #: The idempotency record id of the sale.
+    record_id: str | None = None
+    #: Why the message was rejected (InvalidSaleEvent) or failed (the SDK error or the domain error).
+    error: BaseException | None = None
+    #: For a duplicate: the event id of the copy that was processed.
+    first_event_id: str | None = None
+    dead_letter_id: str | None = None
+    #: True for a later copy of a sale that appeared earlier in the same batch.
+    in_batch_copy: bool = False
+
+    @property
+    def retry(self) -> bool:
+        """Whether the message must come again (listed in ``batchItemFailures`` / raised in direct mode)."""
+        return self.kind in ("failed", "in_progress")
+
+
+@dataclass
+class BatchResult:
+    """The outcomes in message order, plus what the batch cost."""
+
+    outcomes: list[Outcome]
+    calls: int = 0
+    firehose_resends: int = 0
+    #: Sales done whose completion record could not be written (their claim lapses at its in-progress expiry).
+    unsettled: list[tuple[Outcome, BaseException]] = field(default_factory=list)
+    #: Failed sales whose claim could not be released (it lapses at its in-progress expiry).
+    unreleased: list[tuple[Outcome, BaseException]] = field(default_factory=list)
+
+
+class SaleBatch:
+    """The collaborators one container builds once; :meth:`process` runs a batch through them."""
+
+    def __init__(
+        self,
+        validator: SaleValidator,
+        store: SalesStore,
+        sender: FirehoseSender,
+        dead_letters: DeadLetterQueue,
+        records: IdempotencyRecords,
+        *,
+        executor: Executor,
+    ) -> None:
+        self.validator = validator
+        self.store = store
+        self.sender = sender
+        self.dead_letters = dead_letters
+        self.records = records
+        self.executor = executor
+
+    def process(self, messages: Sequence[Message], remaining_time_in_millis: int | None) -> BatchResult:
+        """Fan out ``messages``; ``remaining_time_in_millis`` bounds how long this invocation's claims hold."""
+        result = BatchResult([Outcome(message) for message in messages])
+        outcomes = result.outcomes
+        letters: list[tuple[Outcome, InvalidSaleEvent]] = []
+        first_copy: dict[str, Outcome] = {}
+        copies: list[tuple[Outcome, Outcome]] = []
+        for outcome in outcomes:
+            problem = outcome.message.unreadable
+            if problem is None:
+                try:
+                    outcome.sale = self.validator.validate(outcome.message.event)
+                except InvalidSaleEvent as exc:
+                    problem = exc
+            if problem is not None or outcome.sale is None:
+                letters.append((outcome, problem or InvalidSaleEvent("event", "is not a sale")))
+                continue
+            outcome.record_id = self.records.record_id(idempotency_key(outcome.sale))
+            if outcome.record_id in first_copy:
+                copies.append((outcome, first_copy[outcome.record_id]))
+            else:
+                first_copy[outcome.record_id] = outcome
+
+        claimed = self._claim(list(first_copy.values()), letters, remaining_time_in_millis, result)
+        written = self._write_items(claimed, result)
+        delivered = self._deliver(written, result)
+        self._settle(claimed, delivered, result)
+        for copy, first in copies:
+            _follow(copy, first)
+        return result
+
+    def _claim(
+        self,
+        sales: list[Outcome],
+        letters: list[tuple[Outcome, InvalidSaleEvent]],
+        remaining_time_in_millis: int | None,
+        result: BatchResult,
+    ) -> list[tuple[Outcome, Claim]]:
+        pending_letters = self.dead_letters.submit(
+            [DeadLetter(o.message.event, exc.as_dict(), type(exc).__name__) for o, exc in letters], self.executor
+        )
+        futures = [
+            (outcome, self.executor.submit(self.records.claim, str(outcome.record_id), remaining_time_in_millis))
+            for outcome in sales
+        ]
+        claimed: list[tuple[Outcome, Claim]] = []
+        for outcome, future in futures:
+            result.calls += 1
+            try:
+                claim = future.result()
+            except Exception as exc:  # the claim's call failed (table missing, throttled): this sale only
+                outcome.error = exc
+                continue
+            if claim.status == "completed":
+                outcome.kind = "duplicate"
+                outcome.first_event_id = (claim.response or {}).get("eventId")
+            elif claim.status == "in_progress":
+                outcome.kind = "in_progress"
+            else:
+                claimed.append((outcome, claim))
+        report = pending_letters.result()
+        result.calls += report.calls
+        for position, (outcome, problem) in enumerate(letters):
+            if position in report.failed:  # not kept anywhere yet: the message must come again
+                outcome.error = report.failed[position]
+            else:
+                outcome.kind, outcome.error = "rejected", problem
+                outcome.dead_letter_id = report.ids.get(position)
+        return claimed
+
+    def _write_items(self, claimed: list[tuple[Outcome, Claim]], result: BatchResult) -> list[tuple[Outcome, Claim]]:
+        now = time.time()
+        items = [sales_item(_sale(outcome), now) for outcome, _ in claimed]
+        report = self.store.submit(items, self.executor).result() if items else None
+        if report is None:
+            return []
+        result.calls += report.calls
+        for position, (outcome, _) in enumerate(claimed):
+            outcome.error = report.failed.get(position)
+        return [(outcome, claim) for outcome, claim in claimed if outcome.error is None]
+
+    def _deliver(self, written: list[tuple[Outcome, Claim]], result: BatchResult) -> list[tuple[Outcome, Claim]]:
+        if not written:
+            return []
+        report = self.sender.submit([firehose_record(_sale(o)) for o, _ in written], self.executor).result()
+        result.calls += report.calls
+        result.firehose_resends += report.resent
+        for position, (outcome, _) in enumerate(written):
+            outcome.error = report.failed.get(position)
+            if outcome.error is None:
+                outcome.kind = "processed"
+        return [(outcome, claim) for outcome, claim in written if outcome.kind == "processed"]
+
+    def _settle(
+        self, claimed: list[tuple[Outcome, Claim]], delivered: list[tuple[Outcome, Claim]], result: BatchResult
+    ) -> None:
+        done = {id(outcome) for outcome, _ in delivered}
+        requests: list[dict[str, Any]] = []
+        owners: list[tuple[Outcome, bool]] = []
+        for outcome, claim in claimed:
+            if id(outcome) in done:
+                sale = _sale(outcome)
+                response = {"outcome": "processed", "eventId": sale.event_id, "saleId": sale.sale_id}
+                requests.append(self.records.completion(claim, response))
+            else:
+                requests.append(self.records.release(claim))
+            owners.append((outcome, id(outcome) in done))
+        if not requests:
+            return
+        report = self.records.submit(requests, self.executor).result()
+        result.calls += report.calls
+        for position, error in report.failed.items():
+            outcome, completed = owners[position]
+            (result.unsettled if completed else result.unreleased).append((outcome, error))
+
+
+def _follow(copy: Outcome, first: Outcome) -> None:
+    copy.in_batch_copy = True
+    if first.kind in ("processed", "duplicate"):
+        copy.kind = "duplicate"
+        copy.first_event_id = first.first_event_id or _sale(first).event_id
+    else:
+        copy.kind, copy.error = first.kind, first.error
+
+
+def _sale(outcome: Outcome) -> Sale:
+    if outcome.sale is None:  # pragma: no cover - only validated outcomes reach the write stages
+        raise ValueError("outcome without a sale")
+    return outcome.sale
