@@ -29,15 +29,20 @@ sent, not on arrival order, so thread scheduling cannot change which calls fail.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
+import time_machine
 from botocore.exceptions import ClientError
+
+from local_pipeline.firehose import SimulatedClock
 
 __all__ = [
     "FAULTS",
@@ -49,6 +54,9 @@ __all__ = [
     "FaultyFirehose",
     "FaultyS3",
     "FaultySqs",
+    "ProcessClock",
+    "TaskTimedOut",
+    "crashable",
     "faulty_transform",
 ]
 
@@ -358,3 +366,77 @@ def faulty_transform(transform: Callable[[Any, Any], Any], injector: FaultInject
 
 class TransformFailed(RuntimeError):
     """An injected transform invocation failure (Firehose sees a function error)."""
+
+
+class TaskTimedOut(RuntimeError):
+    """How the runtime reports a crashed fan-out invocation: Lambda's "Task timed out" function error."""
+
+
+def crashable(
+    handler: Callable[[Any, Any], Any],
+    injector: FaultInjector,
+    *,
+    on_crash: Callable[[], None],
+    timeout_seconds: float = 30.0,
+) -> Callable[[Any, Any], Any]:
+    """The fan-out as the Lambda service runs it when invocations can crash.
+
+    Each invocation starts alive; one that crashes is reported as a timed-out invocation (an ``Exception``, so the
+    runtime's retries and redeliveries answer it), after ``on_crash`` has replaced the dead execution environment.
+    """
+
+    def invoke(event: Any, context: Any) -> Any:
+        injector.begin_invocation()
+        try:
+            return handler(event, context)
+        except FanoutCrash as crash:
+            on_crash()
+            raise TaskTimedOut(f"Task timed out after {timeout_seconds:.2f} seconds (injected fanout-crash)") from crash
+
+    return invoke
+
+
+class ProcessClock:
+    """The process's wall clock (``time.time()``, ``datetime.now()``) held at the simulated clock during a run.
+
+    The fan-out stamps a claim's in-progress expiry as ``datetime.now()`` + the context's remaining time and tests
+    it against ``datetime.now()`` when a copy of the sale comes (its claims and Powertools read the wall clock).
+    A simulated redelivery comes minutes later on the simulated clock but microseconds later on the wall clock, so
+    without this the dead invocation's claim would never lapse in a run and every crashed sale would be parked.
+    :meth:`sync` moves the process clock to the simulated now (call it as each invocation starts); between syncs
+    it stands still, which keeps runs reproducible. ``time.perf_counter`` and ``time.monotonic`` are untouched.
+    """
+
+    def __init__(self, clock: SimulatedClock) -> None:
+        self._clock = clock
+        self._travel: Any = None
+        self._traveller: Any = None
+
+    def __enter__(self) -> ProcessClock:
+        self._travel = time_machine.travel(self._now(), tick=False)
+        self._traveller = self._travel.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._travel is not None:
+            self._travel.stop()
+            self._travel = self._traveller = None
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock.now_ms / 1000, dt.UTC)
+
+    def sync(self) -> None:
+        """Move the process clock to the simulated now."""
+        if self._traveller is not None:
+            self._traveller.move_to(self._now())
+
+    def wrap(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """``handler`` with the process clock synced as each invocation starts."""
+
+        def invoke(event: Any, context: Any) -> Any:
+            self.sync()
+            return handler(event, context)
+
+        return invoke

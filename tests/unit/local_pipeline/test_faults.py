@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
+import time
 from typing import Any
 
 import pytest
@@ -18,8 +20,12 @@ from local_pipeline.faults import (
     FaultyFirehose,
     FaultyS3,
     FaultySqs,
+    ProcessClock,
+    TaskTimedOut,
+    crashable,
     faulty_transform,
 )
+from local_pipeline.firehose import SimulatedClock
 
 
 class Recorder:
@@ -240,3 +246,43 @@ def test_transform_error_fails_the_invocation_at_the_drawn_rate() -> None:
     assert calls == []
     passing = faulty_transform(lambda event, context: {"records": []}, _injector(""))
     assert passing({"records": []}, None) == {"records": []}
+
+
+# -- the runtime's side: crashed invocations and the process clock --------------------------------------------------
+
+
+def test_a_crashed_invocation_is_reported_as_a_timeout_after_the_environment_is_replaced() -> None:
+    injector = _injector("fanout-crash=1")
+    firehose = FaultyFirehose(Recorder(), injector)
+    replaced: list[bool] = []
+
+    def handler(event: Any, context: Any) -> Any:
+        return firehose.put_record_batch(DeliveryStreamName="s", Records=_records(1))
+
+    invoke = crashable(handler, injector, on_crash=lambda: replaced.append(True))
+
+    with pytest.raises(TaskTimedOut, match=r"Task timed out after 30\.00 seconds") as caught:
+        invoke({}, None)
+    assert isinstance(caught.value, Exception) and isinstance(caught.value.__cause__, FanoutCrash)
+    assert replaced == [True]
+    # AND the next invocation starts alive (its own draw decides whether it crashes)
+    assert injector.dead
+    with pytest.raises(TaskTimedOut):
+        invoke({}, None)
+    assert replaced == [True, True]
+
+
+def test_the_process_clock_follows_the_simulated_clock_and_stands_still_between_syncs() -> None:
+    start = 1_768_467_600_000  # 2026-01-15T09:00:00Z
+    clock = SimulatedClock(start)
+    seen: list[float] = []
+    with ProcessClock(clock) as process:
+        handler = process.wrap(lambda event, context: seen.append(dt.datetime.now(dt.UTC).timestamp()))
+        assert time.time() == start / 1000
+        handler({}, None)
+        clock.advance_to(start + 185_000)
+        assert time.time() == start / 1000  # not synced yet
+        handler({}, None)
+        assert time.time() == start / 1000 + 185
+    assert seen == [start / 1000, start / 1000 + 185]
+    assert time.time() > 1_790_000_000  # the real clock is back (later than 2026-09)
