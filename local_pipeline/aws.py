@@ -11,22 +11,28 @@ import base64
 import gzip
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import boto3
+import orjson
 from moto import mock_aws
 
 from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
 from local_pipeline.config import StreamConfig
+from local_pipeline.context import ACCOUNT_ID
 
-__all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError"]
+__all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError", "dead_letter_body"]
 
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+#: moto keeps an S3 object in memory up to this size, then in a temporary file: the lake of a 100,000-event
+#: run is ~500 MB of Parquet, which belongs on disk (moto's default buffer is ~5 MB per object).
+_S3_KEY_BUFFER_BYTES = 64 * 1024
 
 
 class UnsafeKeyError(ValueError):
@@ -41,6 +47,7 @@ class ResourceNames:
     idempotency_table: str
     dead_letter_queue: str
     lake_bucket: str
+    buffer_queue: str
 
     @classmethod
     def for_run(cls, suffix: str = "local") -> ResourceNames:
@@ -50,6 +57,7 @@ class ResourceNames:
             idempotency_table=f"sales-idempotency-{suffix}",
             dead_letter_queue=f"sales-fanout-dlq-{suffix}",
             lake_bucket=f"sales-lake-{suffix}",
+            buffer_queue=f"sales-buffer-{suffix}",
         )
 
 
@@ -64,10 +72,19 @@ class EmbeddedAws:
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
         self.queue_url = ""
+        self.buffer_queue_url: str | None = None
+        self._spill: IO[bytes] | None = None
+        #: Sales items moved out of moto's memory so far (see :meth:`spill_sales_items`).
+        self.spilled_items = 0
 
     def __enter__(self) -> EmbeddedAws:
         # Credentials are never real here: moto ignores them and a local endpoint only needs them signed.
-        for name, value in {**_DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}.items():
+        settings = {
+            **_DUMMY_CREDENTIALS,
+            "AWS_DEFAULT_REGION": self.region,
+            "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(_S3_KEY_BUFFER_BYTES),
+        }
+        for name, value in settings.items():
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
@@ -82,6 +99,8 @@ class EmbeddedAws:
     ) -> None:
         if self._mock is not None:
             self._mock.stop()
+        if self._spill is not None:
+            self._spill.close()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -94,16 +113,20 @@ class EmbeddedAws:
             self._clients[service] = boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
         return self._clients[service]
 
-    def create_resources(self) -> None:
-        """Create the tables, the dead-letter queue and the lake bucket the run writes to."""
+    def create_resources(self, *, buffer_queue: bool = False) -> None:
+        """Create the tables, the dead-letter queue and the lake bucket the run writes to; with
+        ``buffer_queue``, also the (empty) buffer queue, so its URL and ARN exist as in a deployed stack (the
+        local runtime's :mod:`~local_pipeline.buffer_queue` carries the messages)."""
         create_tables(self.client("dynamodb"), self.names.sales_table, self.names.idempotency_table)
         self.queue_url = create_dead_letter_queue(self.client("sqs"), self.names.dead_letter_queue)
+        if buffer_queue:
+            self.buffer_queue_url = self.client("sqs").create_queue(QueueName=self.names.buffer_queue)["QueueUrl"]
         bucket: dict[str, Any] = {"Bucket": self.names.lake_bucket}
         if self.region != "us-east-1":
             bucket["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         self.client("s3").create_bucket(**bucket)
 
-    def stack_outputs(self, config: StreamConfig) -> dict[str, Any]:
+    def stack_outputs(self, config: StreamConfig, *, trigger: str = "queue") -> dict[str, Any]:
         """This run's resources under the names ``terraform/outputs.tf`` gives them (plus ``endpoint_url``).
 
         In-process moto is gone when the run ends, so ``endpoint_url`` is set only for a run against a server.
@@ -117,23 +140,84 @@ class EmbeddedAws:
             "sales_table_name": self.names.sales_table,
             "idempotency_table_name": self.names.idempotency_table,
             "dead_letter_queue_url": self.queue_url,
+            "dead_letter_queue_arn": self.queue_arn(self.names.dead_letter_queue),
             "glue_table_name": config.table_name,
             "glue_database_name": config.glue_table["database"],
+            "fanout_trigger": trigger,
+            "buffer_queue_url": self.buffer_queue_url,
+            "buffer_queue_arn": self.queue_arn(self.names.buffer_queue) if self.buffer_queue_url else None,
+            "fanout_lambda_name": "sales-fanout-local",
+            "transform_lambda_name": "sales-transform-local",
+            "event_bus_name": "default",
         }
         if self.endpoint_url is not None:
             values["endpoint_url"] = self.endpoint_url
         return values
 
-    def read_dead_letters(self) -> list[dict[str, Any]]:
-        """Every message body in the DLQ (parsed JSON). Messages stay in the queue, hidden for 5 minutes."""
+    def spill_sales_items(self) -> int:
+        """Move the sales table's items out of in-process moto into a temporary gzip JSONL file; return how many.
+
+        moto holds each ~4.4 KB sales item as ~10 KB of Python objects, ~1 GB for a 100,000-event run, and the
+        pipeline never reads them back (duplicates are recognised by the idempotency table, which stays). The
+        items are kept, on disk: :meth:`sales_items` yields them all. Against an endpoint this does nothing
+        (the items live in the server's memory, not this process's).
+        """
+        if self.endpoint_url is not None:
+            return 0
+        from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415 - moto's in-process backend
+
+        table = dynamodb_backends[ACCOUNT_ID][self.region].get_table(self.names.sales_table)
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - open for the run, closed on exit
+        moved = 0
+        with gzip.GzipFile(fileobj=self._spill, mode="ab") as spill:
+            for by_range in table.items.values():
+                for item in by_range.values():
+                    spill.write(orjson.dumps(item.to_json()["Attributes"], default=_bytes_as_base64) + b"\n")
+                    moved += 1
+        table.items.clear()
+        self.spilled_items += moved
+        return moved
+
+    def sales_items(self) -> Iterator[dict[str, Any]]:
+        """Every item of the sales table (DynamoDB JSON), spilled or not, each key once (the latest write)."""
+        seen: set[tuple[str, str]] = set()
+        current = list(self._scan(self.names.sales_table))
+        for item in current:
+            seen.add((item["PK"]["S"], item["SK"]["S"]))
+            yield item
+        if self._spill is None:
+            return
+        self._spill.seek(0)
+        later: dict[tuple[str, str], dict[str, Any]] = {}
+        with gzip.GzipFile(fileobj=self._spill, mode="rb") as spill:
+            for line in spill:
+                item = orjson.loads(line)
+                key = (item["PK"]["S"], item["SK"]["S"])
+                if key not in seen:
+                    later[key] = item
+        self._spill.seek(0, 2)
+        yield from later.values()
+
+    def _scan(self, table: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client("dynamodb").get_paginator("scan")
+        for page in paginator.paginate(TableName=table):
+            yield from page.get("Items", [])
+
+    def queue_arn(self, name: str) -> str:
+        """The ARN of a queue of this run."""
+        return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
+
+    def read_dead_letters(self) -> Iterator[str]:
+        """Every message body in the DLQ, as sent. Messages stay in the queue, hidden for 5 minutes."""
         sqs = self.client("sqs")
-        bodies: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300)
             messages = batch.get("Messages", [])
             if not messages:
-                return bodies
-            bodies.extend(_dead_letter(message["Body"]) for message in messages)
+                return
+            for message in messages:
+                yield str(message["Body"])
 
     def metric_names(self, namespace: str) -> set[str]:
         """The metric names CloudWatch holds in ``namespace`` (read back to prove the metrics landed)."""
@@ -164,13 +248,19 @@ class EmbeddedAws:
         return count
 
 
-def _dead_letter(body: str) -> dict[str, Any]:
-    """A DLQ message with its event restored: the fan-out gzips an event too large for one message."""
+def dead_letter_body(body: str) -> dict[str, Any]:
+    """A DLQ message body parsed, its event restored: the fan-out gzips an event too large for one message."""
     message: dict[str, Any] = json.loads(body)
     packed = message.pop("eventGzipBase64", None)
     if packed is not None:
         message["event"] = json.loads(gzip.decompress(base64.b64decode(packed)))
     return message
+
+
+def _bytes_as_base64(value: Any) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def safe_path(root: Path, key: str) -> Path:

@@ -45,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"number of events to generate (default: {DEFAULT_EVENTS})",
     )
-    run.add_argument("--seed", type=int, default=7, help="seed of the generated burst (default: %(default)s)")
+    run.add_argument("--seed", type=_integer, default=7, help="seed of the generated burst (default: %(default)s)")
+    run.add_argument(
+        "--trigger",
+        choices=("queue", "direct"),
+        default=None,
+        help="how EventBridge reaches the fan-out: 'queue' (SQS buffer queue, batches) or 'direct' (one "
+        "asynchronous invocation per event); default: pipeline.json's fanout_trigger, as Terraform's",
+    )
     run.add_argument(
         "--burst-seconds",
         type=_positive,
@@ -58,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an AWS-compatible endpoint (e.g. a running moto_server at http://127.0.0.1:5000) "
         "instead of the embedded moto",
     )
-    run.add_argument("--region", default="us-east-1", help="region of the embedded AWS (default: %(default)s)")
+    run.add_argument(
+        "--region",
+        default="us-east-1",
+        help="region of the embedded AWS; sets Firehose's Direct PUT quotas (default: %(default)s)",
+    )
     run.add_argument(
         "--out",
         type=Path,
@@ -73,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="append the Lambdas' structured logs and EMF metrics to FILE (default: discarded)",
     )
     run.set_defaults(handler=_run)
+    generate = commands.add_parser(
+        "generate",
+        help="write the seeded burst `run` would generate as JSONL (one EventBridge event per line)",
+        description="Write the burst `sales-pipeline run -n N --seed S` generates, one EventBridge event per "
+        "line, streamed (any size in flat memory): the input of `run --events` and of `send`.",
+    )
+    generate.add_argument(
+        "-n", "--count", type=_positive, default=DEFAULT_EVENTS, help="number of events (default: %(default)s)"
+    )
+    generate.add_argument("--seed", type=_integer, default=7, help="seed of the burst (default: %(default)s)")
+    generate.add_argument(
+        "--burst-seconds",
+        type=_positive,
+        default=900,
+        help="simulated seconds the burst is spread over (sets each event's time; default: %(default)s)",
+    )
+    generate.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+    generate.set_defaults(handler=_generate)
     from operations import COMMAND_MODULES  # noqa: PLC0415
 
     for name in COMMAND_MODULES:
@@ -106,19 +135,54 @@ def _run(args: argparse.Namespace) -> int:
         region=args.region,
         dashboards=args.dashboards,
         lambda_log=args.lambda_log,
+        trigger=args.trigger,
     )
     try:
         run(options)
     except RunError as exc:
-        sys.stderr.write(f"sales-pipeline: error: {exc}\n")
+        sys.stderr.write(f"sales-pipeline run: error: {exc}\n")
         return 2
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from local_pipeline.generator import BurstSpec, generate, write_jsonl  # noqa: PLC0415 - see build_parser
+
+    events = generate(BurstSpec(events=args.count, seed=args.seed, burst_seconds=args.burst_seconds))
+    if args.out is None:
+        write_jsonl(events, sys.stdout.buffer)
+        sys.stdout.flush()
+        return 0
+    target: Path = args.out
+    if target.is_dir() or not target.absolute().parent.is_dir():
+        where = "is a folder" if target.is_dir() else f"has no folder {target.absolute().parent}"
+        sys.stderr.write(f"sales-pipeline generate: error: --out {target} {where}\n")
+        return 2
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            count = write_jsonl(events, out)
+        partial.replace(target)  # a file only once it is whole
+    finally:
+        partial.unlink(missing_ok=True)
+    sys.stderr.write(f"wrote {count} events to {target}\n")
+    return 0
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
     return value
 
 

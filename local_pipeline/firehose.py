@@ -15,19 +15,31 @@ Path of a record, as in the service:
    converted to Parquet with the Glue schema; records that do not fit go to ``format-conversion-failed``.
 
 Time is a simulated clock in epoch milliseconds (:class:`SimulatedClock`), so a 300 s buffering interval costs
-no wall-clock time. ``AWS/Firehose`` metrics are put to CloudWatch (if a client is given) on :meth:`close`.
+no wall-clock time. ``AWS/Firehose`` metrics are aggregated per simulated minute (:mod:`.metrics`) and put
+to CloudWatch (if a client is given) on :meth:`close`, or by the runner with every other service's.
+
+Direct PUT quotas (Amazon Data Firehose Developer Guide, "Amazon Data Firehose quota"): per stream and per
+second, 500,000 records, 2,000 requests and 5 MiB in us-east-1, us-west-2 and eu-west-1; 100,000 records,
+1,000 requests and 1 MiB elsewhere (:class:`DirectPutQuota`). They are enforced per simulated second, over
+PutRecordBatch calls of every caller together: a call past the request quota fails as a whole with
+``ServiceUnavailableException`` (a ``ClientError``, as boto3 raises it); entries past the record or byte
+quota fail individually (``FailedPutCount``, per-entry ``ErrorCode`` ``ServiceUnavailableException``).
+Each throttled record counts in ``ThrottledRecords``; the limits are published as ``RecordsPerSecondLimit``,
+``PutRequestsPerSecondLimit`` and ``BytesPerSecondLimit``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from botocore.exceptions import ClientError
@@ -35,13 +47,16 @@ from botocore.exceptions import ClientError
 from fanout_lambda.adapters import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES
 from local_pipeline.config import StreamConfig
 from local_pipeline.context import ACCOUNT_ID, LambdaContext, function_arn
+from local_pipeline.metrics import MetricsRecorder
 from local_pipeline.parquet import ParquetConverter
 from local_pipeline.prefixes import evaluate, object_key, partition_key_names
 
 __all__ = [
+    "HIGH_QUOTA_REGIONS",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_RECORDS",
     "MAX_RECORD_BYTES",
+    "DirectPutQuota",
     "LocalDeliveryStream",
     "SimulatedClock",
     "StreamStats",
@@ -49,6 +64,10 @@ __all__ = [
 ]
 
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+#: Regions whose streams get the higher default Direct PUT quotas.
+HIGH_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
+_MIB = 1024 * 1024
+_SLOW_DOWN = "Slow down."
 
 #: Firehose retries a failed S3 delivery every 5 s while it keeps the data: 24 h for Direct PUT (see _put_object).
 S3_RETRY_INTERVAL_MS = 5_000
@@ -91,6 +110,22 @@ _NOT_OK = {
 Transform = Callable[[dict[str, Any], Any], Any]
 
 
+@dataclass(frozen=True)
+class DirectPutQuota:
+    """A stream's Direct PUT quotas per second (PutRecord and PutRecordBatch together)."""
+
+    records_per_second: int
+    requests_per_second: int
+    bytes_per_second: int
+
+    @classmethod
+    def for_region(cls, region: str) -> DirectPutQuota:
+        """The default quotas of a stream in ``region`` (see the module docstring)."""
+        if region in HIGH_QUOTA_REGIONS:
+            return cls(records_per_second=500_000, requests_per_second=2_000, bytes_per_second=5 * _MIB)
+        return cls(records_per_second=100_000, requests_per_second=1_000, bytes_per_second=1 * _MIB)
+
+
 class SimulatedClock:
     """Epoch milliseconds that move only when the runner says so."""
 
@@ -107,6 +142,10 @@ class StreamStats:
     """Counters the summary prints and the metrics mirror."""
 
     put_requests: int = 0
+    throttled_requests: int = 0
+    throttled_records: int = 0
+    peak_requests_per_second: int = 0
+    max_delivery_latency_ms: int = 0
     incoming_records: int = 0
     incoming_bytes: int = 0
     invocations: int = 0
@@ -133,23 +172,48 @@ class _Incoming:
     record_id: str
     data: bytes
     arrival_ms: int
+    origin_ms: int | None = None
+
+
+#: A partition buffer stays in memory up to this size, then spills to a temporary file: Firehose buffers up to
+#: 128 MiB for 300 s per partition, which for a long burst is more than a laptop should hold in RAM.
+PARTITION_SPOOL_BYTES = 1024 * 1024
 
 
 @dataclass
 class _Partition:
     keys: dict[str, str]
     opened_ms: int
-    records: list[bytes] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
     arrivals: list[int] = field(default_factory=list)
     size: int = 0
+    oldest_origin_ms: int | None = None
+    spool: IO[bytes] = field(default_factory=lambda: tempfile.SpooledTemporaryFile(PARTITION_SPOOL_BYTES))  # noqa: SIM115
+
+    def append(self, data: bytes, arrival_ms: int) -> None:
+        """Buffer one record."""
+        self.spool.write(data)
+        self.lengths.append(len(data))
+        self.arrivals.append(arrival_ms)
+        self.size += len(data)
+
+    def take(self) -> list[bytes]:
+        """The buffered records, in order; the buffer is released."""
+        self.spool.seek(0)
+        records = [self.spool.read(length) for length in self.lengths]
+        self.spool.close()
+        return records
 
 
 @dataclass
-class _Metric:
-    name: str
-    value: float
-    unit: str
-    at_ms: int
+class _Second:
+    """Usage of the quotas in one simulated second."""
+
+    at: int = -1
+    offered_requests: int = 0
+    requests: int = 0
+    records: int = 0
+    bytes: int = 0
 
 
 class LocalDeliveryStream:
@@ -157,6 +221,9 @@ class LocalDeliveryStream:
 
     ``transform`` is called exactly as Firehose calls the transform Lambda (event, context). ``s3`` is a boto3
     S3 client (any object with ``put_object``); ``cloudwatch`` an optional client with ``put_metric_data``.
+    ``quota`` defaults to the region's (:meth:`DirectPutQuota.for_region`). ``metrics`` is a shared recorder
+    (the runner puts it); without one the stream keeps its own and puts it to ``cloudwatch`` on :meth:`close`.
+    ``origin_of(data)`` may tell when the event behind a record arrived, for the delivery latency.
     """
 
     def __init__(
@@ -170,6 +237,9 @@ class LocalDeliveryStream:
         cloudwatch: Any = None,
         region: str = "us-east-1",
         transform_function_name: str = "sales-transform-local",
+        quota: DirectPutQuota | None = None,
+        metrics: MetricsRecorder | None = None,
+        origin_of: Callable[[bytes], int | None] | None = None,
     ) -> None:
         self.config = config
         self.stats = StreamStats()
@@ -186,7 +256,13 @@ class LocalDeliveryStream:
         self._pending: list[_Incoming] = []
         self._pending_bytes = 0
         self._partitions: dict[tuple[tuple[str, str], ...], _Partition] = {}
-        self._metrics: list[_Metric] = []
+        self.quota = quota or DirectPutQuota.for_region(region)
+        self._own_metrics = metrics is None
+        self._metrics = metrics if metrics is not None else MetricsRecorder()
+        self._origin_of = origin_of
+        self._second = _Second()
+        # The fan-out makes a batch's calls from a thread pool: one call at a time, as the service serialises them.
+        self._lock = threading.RLock()
         self._sequence = 0
         self._key_names = partition_key_names(config.prefix)
         #: Datapoints put to CloudWatch so far.
@@ -195,7 +271,11 @@ class LocalDeliveryStream:
     # -- ingestion -------------------------------------------------------------------------------------------
 
     def put_record_batch(self, DeliveryStreamName: str, Records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's parameter names
-        """PutRecordBatch with the service's limits, which moto does not enforce."""
+        """PutRecordBatch with the service's limits and quotas, which moto does not enforce."""
+        with self._lock:
+            return self._put_record_batch(DeliveryStreamName, Records)
+
+    def _put_record_batch(self, DeliveryStreamName: str, Records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803
         if DeliveryStreamName != self.config.stream_name:
             raise _client_error(
                 "ResourceNotFoundException", f"Firehose {DeliveryStreamName} under account {ACCOUNT_ID} not found."
@@ -203,23 +283,61 @@ class LocalDeliveryStream:
         self._check_batch(Records)
         now = self._clock.now_ms
         self.advance_to(now)
-        responses = []
+        second = self._usage(now)
+        second.offered_requests += 1
+        self.stats.peak_requests_per_second = max(self.stats.peak_requests_per_second, second.offered_requests)
+        self._quota_metrics()
+        if second.requests >= self.quota.requests_per_second:
+            self.stats.throttled_requests += 1
+            self.stats.throttled_records += len(Records)
+            self._metric("ThrottledRecords", len(Records), "Count")
+            raise _client_error("ServiceUnavailableException", _SLOW_DOWN)
+        second.requests += 1
+        responses: list[dict[str, str]] = []
+        accepted = accepted_bytes = 0
         for record in Records:
             data = bytes(record["Data"])
+            if (
+                second.records + 1 > self.quota.records_per_second
+                or second.bytes + len(data) > self.quota.bytes_per_second
+            ):
+                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": _SLOW_DOWN})
+                continue
+            second.records += 1
+            second.bytes += len(data)
             self._sequence += 1
             record_id = f"{self._sequence:056d}"
-            self._pending.append(_Incoming(record_id, data, now))
+            self._pending.append(_Incoming(record_id, data, now, self._origin(data)))
             self._pending_bytes += len(data)
-            self.stats.incoming_records += 1
-            self.stats.incoming_bytes += len(data)
+            accepted += 1
+            accepted_bytes += len(data)
             responses.append({"RecordId": record_id})
+        failed = len(Records) - accepted
         self.stats.put_requests += 1
+        self.stats.incoming_records += accepted
+        self.stats.incoming_bytes += accepted_bytes
+        self.stats.throttled_records += failed
         self._metric("IncomingPutRequests", 1, "Count")
-        self._metric("IncomingRecords", len(Records), "Count")
-        self._metric("IncomingBytes", sum(len(r["Data"]) for r in Records), "Bytes")
+        self._metric("IncomingRecords", accepted, "Count")
+        self._metric("IncomingBytes", accepted_bytes, "Bytes")
+        self._metric("ThrottledRecords", failed, "Count")
         while self._pending_bytes >= self.config.processor_buffer_size_bytes:
             self._invoke_next_batch()
-        return {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": responses}
+        return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
+
+    def _usage(self, now_ms: int) -> _Second:
+        second = now_ms // 1000
+        if self._second.at != second:
+            self._second = _Second(at=second)
+        return self._second
+
+    def _quota_metrics(self) -> None:
+        self._metric("PutRequestsPerSecondLimit", self.quota.requests_per_second, "Count")
+        self._metric("RecordsPerSecondLimit", self.quota.records_per_second, "Count")
+        self._metric("BytesPerSecondLimit", self.quota.bytes_per_second, "Bytes")
+
+    def _origin(self, data: bytes) -> int | None:
+        return self._origin_of(data) if self._origin_of is not None else None
 
     @staticmethod
     def _check_batch(records: Sequence[Mapping[str, Any]]) -> None:
@@ -421,9 +539,11 @@ class LocalDeliveryStream:
             partition = self._partitions[key] = _Partition(keys, self._clock.now_ms)
             self.stats.max_active_partitions = max(self.stats.max_active_partitions, len(self._partitions))
             self._metric("PartitionCount", len(self._partitions), "Count")
-        partition.records.append(data)
-        partition.arrivals.append(item.arrival_ms)
-        partition.size += len(data)
+        partition.append(data, item.arrival_ms)
+        if item.origin_ms is not None and (
+            partition.oldest_origin_ms is None or item.origin_ms < partition.oldest_origin_ms
+        ):
+            partition.oldest_origin_ms = item.origin_ms
         if partition.size >= self.config.buffering_size_bytes:
             self._deliver(key)
 
@@ -442,11 +562,12 @@ class LocalDeliveryStream:
         partition = self._partitions.pop(key)
         oldest = min(partition.arrivals)
         prefix = evaluate(self.config.prefix, timestamp=_utc(oldest), partition_keys=partition.keys)
-        converted = self._converter.convert(partition.records)
+        records = partition.take()
+        converted = self._converter.convert(records)
         if converted.failures:
-            self._conversion_failed(partition, converted.failures)
-        bytes_ok = partition.size - sum(len(partition.records[f.index]) for f in converted.failures)
-        self._metric("SucceedConversion.Records", len(partition.records) - len(converted.failures), "Count")
+            self._conversion_failed(partition, records, converted.failures)
+        bytes_ok = partition.size - sum(len(records[f.index]) for f in converted.failures)
+        self._metric("SucceedConversion.Records", len(records) - len(converted.failures), "Count")
         self._metric("SucceedConversion.Bytes", bytes_ok, "Bytes")
         if converted.parquet is None:
             return
@@ -455,6 +576,8 @@ class LocalDeliveryStream:
             return
         self.stats.rows_delivered += converted.rows
         self.stats.objects_written += 1
+        origin = partition.oldest_origin_ms if partition.oldest_origin_ms is not None else oldest
+        self.stats.max_delivery_latency_ms = max(self.stats.max_delivery_latency_ms, self._clock.now_ms - origin)
         self.stats.partitions.add(prefix)
         self._metric("DeliveryToS3.Success", 1, "Count")
         self._metric("DeliveryToS3.Records", converted.rows, "Count")
@@ -464,12 +587,12 @@ class LocalDeliveryStream:
         # 0 on a normal delivery, 1 (in _buffer) when a record found the active-partition limit reached.
         self._metric("PartitionCountExceeded", 0, "Count")
 
-    def _conversion_failed(self, partition: _Partition, failures: Sequence[Any]) -> None:
+    def _conversion_failed(self, partition: _Partition, records: Sequence[bytes], failures: Sequence[Any]) -> None:
         self.stats.conversion_failed += len(failures)
         glue = self.config.glue_table
         lines = []
         for failure in failures:
-            data = partition.records[failure.index]
+            data = records[failure.index]
             lines.append(
                 {
                     "attemptsMade": 1,
@@ -536,28 +659,23 @@ class LocalDeliveryStream:
     # -- metrics ---------------------------------------------------------------------------------------------
 
     def _metric(self, name: str, value: float, unit: str) -> None:
-        self._metrics.append(_Metric(name, float(value), unit, self._clock.now_ms))
+        self._metrics.add(
+            "AWS/Firehose",
+            name,
+            value,
+            unit,
+            self._clock.now_ms,
+            {"DeliveryStreamName": self.config.stream_name},
+        )
 
     def flush_metrics(self) -> int:
-        """Put the collected ``AWS/Firehose`` datapoints (1,000 per call, the API limit); return how many."""
-        metrics, self._metrics = self._metrics, []
-        if self._cloudwatch is None or not metrics:
+        """Put the stream's own aggregated ``AWS/Firehose`` datapoints, with their simulated timestamps (a
+        shared recorder is the runner's to put); return how many were put."""
+        if not self._own_metrics or self._cloudwatch is None:
             return 0
-        dimensions = [{"Name": "DeliveryStreamName", "Value": self.config.stream_name}]
-        data = [
-            {
-                "MetricName": m.name,
-                "Dimensions": dimensions,
-                "Timestamp": _utc(m.at_ms),
-                "Value": m.value,
-                "Unit": m.unit,
-            }
-            for m in metrics
-        ]
-        for start in range(0, len(data), 1000):
-            self._cloudwatch.put_metric_data(Namespace="AWS/Firehose", MetricData=data[start : start + 1000])
-        self.metrics_put += len(data)
-        return len(data)
+        count = self._metrics.put(self._cloudwatch, now_ms=self._metrics.last_ms)
+        self.metrics_put += count
+        return count
 
 
 def _valid_response(response: Any) -> bool:

@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
+
+import orjson
 
 import pipeline_config
 from fanout_lambda.schemas import sale_event_schema
 
-__all__ = ["BurstSpec", "GeneratedEvent", "GeneratorOutOfDateError", "Kind", "events_from_file", "generate"]
+__all__ = [
+    "BadEventsFile",
+    "BurstSpec",
+    "GeneratedEvent",
+    "GeneratorOutOfDateError",
+    "Kind",
+    "count_events",
+    "events_from_file",
+    "generate",
+    "write_jsonl",
+]
 
 Kind = Literal["valid", "retry", "republish", "invalid", "unmatched", "file"]
 
@@ -45,8 +56,16 @@ INVALID_CASES: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
 )
 
 
+#: How many earlier originals a burst remembers to duplicate from: memory stays flat however long the burst.
+RESERVOIR_SIZE = 256
+
+
 class GeneratorOutOfDateError(RuntimeError):
     """The sale event schema gained or lost a field the generator does not produce."""
+
+
+class BadEventsFile(ValueError):
+    """An events file line that is not one EventBridge event (a JSON object): names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,12 @@ class GeneratedEvent:
     of_event_id: str | None = field(default=None)  # for retries and re-publishes: the original's id
 
 
-def generate(spec: BurstSpec) -> list[GeneratedEvent]:
-    """A deterministic burst for ``spec`` (same seed, same events), ordered by arrival time."""
+def generate(spec: BurstSpec) -> Iterator[GeneratedEvent]:
+    """A deterministic burst for ``spec`` (same seed, same events), yielded in arrival order.
+
+    Produced one event at a time: a duplicate copies an original drawn from a bounded reservoir of earlier
+    sales (reservoir sampling over everything sent so far), so memory does not grow with the burst.
+    """
     rng = random.Random(spec.seed)  # noqa: S311 - reproducible test data, not secrets
     pattern = pipeline_config.load()["event_pattern"]
     dimension = pipeline_config.embedding_dimension()
@@ -86,30 +109,33 @@ def generate(spec: BurstSpec) -> list[GeneratedEvent]:
     schema_fields = set(sale_event_schema()["properties"]["detail"]["properties"])
     start_ms = int(spec.start.timestamp() * 1000)
     step = spec.burst_seconds * 1000 / max(len(kinds), 1)
-    out: list[GeneratedEvent] = []
-    sent: list[GeneratedEvent] = []
+    reservoir: list[GeneratedEvent] = []
+    originals = 0
     for index, kind in enumerate(kinds):
         arrival = start_ms + int(index * step)
-        if kind in {"retry", "republish"} and sent:
-            original = rng.choice(sent)
-            generated = _duplicate(original, kind, arrival, rng)
+        if kind in {"retry", "republish"} and reservoir:
+            yield _duplicate(rng.choice(reservoir), kind, arrival, rng)
+            continue
+        detail = _detail(index, spec, rng, dimension)
+        if set(detail) != schema_fields:
+            raise GeneratorOutOfDateError(f"schema fields {sorted(schema_fields ^ set(detail))} differ")
+        generated = GeneratedEvent(_envelope(detail, arrival, rng, pattern), "valid", arrival)
+        if kind == "invalid":
+            invalid_field, corrupt = INVALID_CASES[index % len(INVALID_CASES)]
+            corrupt(generated.event["detail"])
+            generated.kind, generated.invalid_field = "invalid", invalid_field
+        elif kind == "unmatched":
+            generated.event["detail-type"] = "carousel.product.listed"
+            generated.kind = "unmatched"
         else:
-            detail = _detail(index, spec, rng, dimension)
-            if set(detail) != schema_fields:
-                raise GeneratorOutOfDateError(f"schema fields {sorted(schema_fields ^ set(detail))} differ")
-            event = _envelope(detail, arrival, rng, pattern)
-            generated = GeneratedEvent(event, "valid", arrival)
-            if kind == "invalid":
-                invalid_field, corrupt = INVALID_CASES[index % len(INVALID_CASES)]
-                corrupt(generated.event["detail"])
-                generated.kind, generated.invalid_field = "invalid", invalid_field
-            elif kind == "unmatched":
-                generated.event["detail-type"] = "carousel.product.listed"
-                generated.kind = "unmatched"
+            originals += 1
+            if len(reservoir) < RESERVOIR_SIZE:
+                reservoir.append(generated)
             else:
-                sent.append(generated)
-        out.append(generated)
-    return out
+                slot = rng.randrange(originals)
+                if slot < RESERVOIR_SIZE:
+                    reservoir[slot] = generated
+        yield generated
 
 
 def _kinds(spec: BurstSpec, rng: random.Random) -> list[Kind]:
@@ -179,14 +205,60 @@ def _duplicate(original: GeneratedEvent, kind: Kind, arrival_ms: int, rng: rando
     return GeneratedEvent(event, kind, arrival_ms, of_event_id=original.event["id"])
 
 
-def events_from_file(path: Path, *, start: dt.datetime, burst_seconds: int) -> Iterator[GeneratedEvent]:
-    """Events from a JSONL file (one EventBridge event per line), spread evenly over the burst window."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def count_events(path: Path) -> int:
+    """Check every non-blank line of a JSONL events file is a JSON object; return how many there are.
+
+    A first pass over the file, so bad input is reported (with its line number) before anything is created,
+    and so the events can then be streamed evenly over the burst window without holding them in memory.
+    """
+    count = 0
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                _parse_line(path, number, line)
+                count += 1
+    return count
+
+
+def events_from_file(
+    path: Path, *, start: dt.datetime, burst_seconds: int, total: int | None = None
+) -> Iterator[GeneratedEvent]:
+    """Events from a JSONL file (one EventBridge event per line), spread evenly over the burst window.
+
+    ``total`` is the number of events (from :func:`count_events`); without it the file is counted first.
+    """
+    count = count_events(path) if total is None else total
     start_ms = int(start.timestamp() * 1000)
-    step = burst_seconds * 1000 / max(len(lines), 1)
-    for number, line in enumerate(lines, start=1):
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON event: {exc}") from exc
-        yield GeneratedEvent(event, "file", start_ms + int((number - 1) * step))
+    step = burst_seconds * 1000 / max(count, 1)
+    index = 0
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            yield GeneratedEvent(_parse_line(path, number, line), "file", start_ms + int(index * step))
+            index += 1
+
+
+def _parse_line(path: Path, number: int, line: bytes) -> dict[str, Any]:
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise BadEventsFile(f"{path}:{number}: not a JSON event: {exc}") from exc
+    if not isinstance(event, dict):
+        raise BadEventsFile(
+            f"{path}:{number}: not an event: a JSON {_JSON_TYPES.get(type(event), 'value')} where an EventBridge "
+            "event object was expected"
+        )
+    return event
+
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def write_jsonl(events: Iterator[GeneratedEvent], target: IO[bytes]) -> int:
+    """Write each event as one JSON line (the file ``run --events`` and ``send`` read); return the count."""
+    count = 0
+    for generated in events:
+        target.write(orjson.dumps(generated.event) + b"\n")
+        count += 1
+    return count

@@ -1,9 +1,18 @@
-"""One local run: generate or read events, route them through the rule, the fan-out and the local Firehose,
-mirror the lake, summarise and run the dashboards.
+"""One local run: stream generated (or read) events through the rule, the chosen trigger, the fan-out and the
+local Firehose on a simulated clock; mirror the lake; write the summary, the dead letters and the outputs.
 
-The handlers are the real ones, called as AWS calls them: the fan-out with one EventBridge event and a
-Lambda context, the transform with Firehose's transformation event. Their log lines and EMF metrics go to
-``lambda_log`` (default: discarded) so the progress and summary stay readable.
+The handlers are the real ones, called as AWS calls them. Each AWS service moto leaves out is simulated in a
+module of its own (:mod:`.eventbridge`, :mod:`.buffer_queue`, :mod:`.lambda_service`, :mod:`.firehose`); the
+run wires them in :func:`build_services` and drives them in :func:`simulate`. A caller that wants to alter a
+service (fault injection, an audit) passes ``wrap`` to :func:`run`: it receives the :class:`Services` before
+the first event and returns them, changed as it likes; the handlers never branch on it.
+
+Time: events arrive at their simulated moments; the trigger invokes the fan-out at simulated moments (a
+batch when it closes, an asynchronous retry after Lambda's wait); the delivery stream's buffers and quotas
+follow the same clock. Nothing sleeps: a burst of 900 simulated seconds costs only the work it does.
+
+Memory: events are generated (or read) one at a time and forgotten once the rule, the queue or Lambda is done
+with them; summaries are counters. Only the queue's backlog and the stream's buffers hold events, as in AWS.
 """
 
 from __future__ import annotations
@@ -12,46 +21,78 @@ import contextlib
 import json
 import logging
 import os
-import shutil
+import socket
 import sys
 import time
-import traceback
-import uuid
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, Protocol
+
+import orjson
 
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
 from fanout_lambda.settings import FanoutSettings
-from local_pipeline.aws import EmbeddedAws
+from local_pipeline import out_folder
+from local_pipeline.aws import EmbeddedAws, dead_letter_body
+from local_pipeline.buffer_queue import BufferQueue, BufferQueueSettings
 from local_pipeline.config import StreamConfig
-from local_pipeline.context import LambdaContext, function_arn
 from local_pipeline.dashboards import QueryResult, render, run_dashboards
 from local_pipeline.eventbridge import matches
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock, StreamStats
-from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate
+from local_pipeline.generator import BadEventsFile, BurstSpec, GeneratedEvent, count_events, events_from_file, generate
+from local_pipeline.lambda_service import (
+    ASYNC_RETRY_DELAYS_MS,
+    AsyncInvoker,
+    InvocationTiming,
+    LambdaFunction,
+    destination_record,
+)
+from local_pipeline.metrics import EmfLogSink, MetricsRecorder
+from local_pipeline.progress import Progress
 from operations import outputs
 from transform_lambda import handler as transform_handler
 
-__all__ = ["DEFAULT_EVENTS", "LAKE_MARKER", "RunError", "RunOptions", "RunSummary", "run"]
+__all__ = [
+    "DEFAULT_EVENTS",
+    "FANOUT_FUNCTION",
+    "OUTPUTS_FILE",
+    "SUMMARY_FILE",
+    "TRANSFORM_FUNCTION",
+    "RunError",
+    "RunOptions",
+    "RunSummary",
+    "Services",
+    "build_services",
+    "destination_record",
+    "run",
+    "simulate",
+]
 
 #: Measured on a 2-core machine: the default run finishes well under a minute (see BENCHMARKS.md).
 DEFAULT_EVENTS = 3000
-#: Marks a folder this tool created, so a re-run may replace it and never deletes anything else.
-LAKE_MARKER = ".sales-pipeline-lake"
-#: Lambda's asynchronous invocation retries (EventBridge → Lambda): the first try plus two.
-ASYNC_ATTEMPTS = 3
-#: The local fan-out function's name (its ARN appears in on-failure destination records).
+#: Lambda's asynchronous invocation attempts (EventBridge → Lambda): the first try plus two retries.
+ASYNC_ATTEMPTS = 1 + len(ASYNC_RETRY_DELAYS_MS)
+#: The local functions' names (their ARNs appear in on-failure destination records and metrics).
 FANOUT_FUNCTION = "sales-fanout-local"
-#: The run's stack outputs in ``terraform output -json`` shape, in ``--out``: what the operator commands read.
+TRANSFORM_FUNCTION = "sales-transform-local"
+#: Files the run writes at the top of ``--out``.
 OUTPUTS_FILE = "outputs.json"
+SUMMARY_FILE = "summary.json"
+DEAD_LETTERS_FILE = "dead_letters.jsonl"
+#: How often (in events offered) the sales table's items leave moto's memory for a file (EmbeddedAws.spill_sales_items).
+SPILL_EVERY_EVENTS = 2000
+#: Socket timeout of the ``--endpoint-url`` check.
+_ENDPOINT_CHECK_SECONDS = 3.0
+
+Trigger = Literal["queue", "direct"]
 
 
 class RunError(RuntimeError):
-    """The run cannot start or finish (an unsafe output folder, an unreadable events file)."""
+    """The run cannot start or finish (an unusable output folder, an unreadable events file, ...)."""
 
 
 @dataclass(frozen=True)
@@ -67,106 +108,215 @@ class RunOptions:
     region: str = "us-east-1"
     dashboards: bool = True
     lambda_log: Path | None = None
+    trigger: Trigger | None = None  # None: pipeline.json's fanout_trigger, as Terraform's default
+    timing: InvocationTiming = field(default_factory=InvocationTiming)
+
+    def resolved_trigger(self) -> Trigger:
+        """The trigger this run uses."""
+        declared = pipeline_config.load()["fanout_trigger"]
+        trigger = self.trigger or declared
+        if trigger not in {"queue", "direct"}:
+            raise RunError(f"trigger must be 'queue' or 'direct', got {trigger!r}")
+        return trigger
 
 
 @dataclass
 class RunSummary:
-    """What happened, for the summary, the tests and BENCHMARKS.md."""
+    """What happened: counters only, so a run of any size summarises in constant memory."""
 
+    trigger: str = "queue"
+    region: str = "us-east-1"
+    source: str = "generated"
     events_total: int = 0
     not_matched: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    dead_letter_kinds: Counter[str] = field(default_factory=Counter)
+    fanout_invocations: int = 0
+    fanout_errors: int = 0
+    events_retried: int = 0
+    max_batch: int = 0
+    max_batch_bytes: int = 0
+    max_queue_age_seconds: float = 0.0
+    firehose_requests_per_second_quota: int = 0
     stream: StreamStats = field(default_factory=StreamStats)
     metric_datapoints: int = 0
     metric_names: set[str] = field(default_factory=set)
-    lake_keys: list[str] = field(default_factory=list)
-    error_keys: list[str] = field(default_factory=list)
+    lake_keys: int = 0
+    error_keys: int = 0
+    lake: Path | None = None
     mirrored: int = 0
     seconds: float = 0.0
+    simulated_seconds: float = 0.0
     dashboards: list[QueryResult] = field(default_factory=list)
-    events: list[GeneratedEvent] = field(default_factory=list, repr=False)
-
-    @property
-    def rejected_in_dlq(self) -> list[dict[str, Any]]:
-        """DLQ messages the fan-out wrote for events it rejected (not on-failure destination records)."""
-        return [m for m in self.dead_letters if "requestContext" not in m]
-
-    @property
-    def failed_in_dlq(self) -> list[dict[str, Any]]:
-        """On-failure destination records: events whose fan-out invocation failed every attempt."""
-        return [m for m in self.dead_letters if "requestContext" in m]
 
     @property
     def sent(self) -> int:
-        """Events the rule delivered to the fan-out."""
+        """Events the rule delivered to the trigger."""
         return self.events_total - self.not_matched
+
+    @property
+    def dead_letters(self) -> int:
+        """Messages left in the dead-letter queue."""
+        return sum(self.dead_letter_kinds.values())
 
     @property
     def events_per_second(self) -> float:
         """End-to-end throughput: events through the whole pipeline per wall-clock second."""
         return self.events_total / self.seconds if self.seconds else 0.0
 
+    def as_json(self) -> dict[str, Any]:
+        """The keys of ``summary.json`` (issue 8's list, then extras)."""
+        stats = self.stream
+        return {
+            "events_total": self.events_total,
+            "not_matched": self.not_matched,
+            "processed": self.outcomes["processed"],
+            "duplicates": self.outcomes["duplicate"],
+            "rejected": self.outcomes["rejected"],
+            "failed": self.outcomes["failed"],
+            "dead_letters": self.dead_letters,
+            "trigger": self.trigger,
+            "region": self.region,
+            "fanout_invocations": self.fanout_invocations,
+            "firehose_put_requests": stats.put_requests + stats.throttled_requests,
+            "firehose_throttled_requests": stats.throttled_requests,
+            "firehose_peak_requests_per_second": stats.peak_requests_per_second,
+            "firehose_requests_per_second_quota": self.firehose_requests_per_second_quota,
+            "lake_rows": stats.rows_delivered,
+            "lake_objects": stats.objects_written,
+            "partitions": len(stats.partitions),
+            "wall_seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events_per_second, 1),
+            "max_delivery_latency_seconds": stats.max_delivery_latency_ms / 1000,
+            # Extras.
+            "source": self.source,
+            "events_retried": self.events_retried,
+            "fanout_errors": self.fanout_errors,
+            "firehose_throttled_records": stats.throttled_records,
+            "firehose_records_in": stats.incoming_records,
+            "dead_letters_by_kind": dict(sorted(self.dead_letter_kinds.items())),
+            "max_batch_messages": self.max_batch,
+            "max_batch_payload_bytes": self.max_batch_bytes,
+            "max_queue_age_seconds": self.max_queue_age_seconds,
+            "error_objects": stats.error_objects_written,
+            "transform_invocations": stats.invocations,
+            "simulated_seconds": round(self.simulated_seconds, 3),
+            "metric_datapoints": self.metric_datapoints,
+        }
 
-def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
+
+class TriggerService(Protocol):
+    """How the rule's matched events reach the fan-out: the buffer queue or asynchronous invocation."""
+
+    def next_due(self) -> int | None:
+        """The simulated moment of the next thing to happen, or None."""
+
+    def step(self) -> None:
+        """Do what is due at the simulated now."""
+
+    def idle(self) -> bool:
+        """Nothing waiting, nothing in flight."""
+
+
+@dataclass
+class Services:
+    """The simulated AWS of one run. Replace any part (e.g. wrap ``stream``) before :func:`simulate`."""
+
+    aws: EmbeddedAws
+    config: StreamConfig
+    clock: SimulatedClock
+    metrics: MetricsRecorder
+    stream: LocalDeliveryStream
+    fanout: LambdaFunction
+    transform: LambdaFunction
+    deliver: Callable[[dict[str, Any]], None]
+    trigger: TriggerService
+    trigger_name: Trigger
+    in_flight: InFlight
+    buffer_queue: BufferQueue | None = None
+    async_invoker: AsyncInvoker | None = None
+    emf: EmfLogSink | None = None
+
+
+class InFlight:
+    """Bus arrival moments of the events the pipeline is still working on, for the delivery latency.
+
+    An event is added when the rule delivers it and forgotten once its message is deleted (queue) or its
+    invocation settled (direct); a record reaching Firehose is traced back to it by its ``eventId``.
+    """
+
+    def __init__(self) -> None:
+        self._arrivals: dict[str, list[int]] = {}
+
+    def add(self, event_id: str, arrival_ms: int) -> None:
+        """An event (or another copy of it) entered the pipeline."""
+        entry = self._arrivals.get(event_id)
+        if entry is None:
+            self._arrivals[event_id] = [arrival_ms, 1]
+        else:
+            entry[0] = min(entry[0], arrival_ms)
+            entry[1] += 1
+
+    def done(self, event_id: str | None) -> None:
+        """One copy of an event left the pipeline."""
+        entry = self._arrivals.get(event_id) if event_id is not None else None
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._arrivals[event_id]  # type: ignore[arg-type]
+
+    def origin_of(self, data: bytes) -> int | None:
+        """The bus arrival of the event a Firehose record carries (found by its ``eventId``)."""
+        start = data.rfind(b'"eventId":"')
+        if start < 0:
+            return None
+        start += len(b'"eventId":"')
+        end = data.find(b'"', start)
+        entry = self._arrivals.get(data[start:end].decode(errors="replace"))
+        return entry[0] if entry is not None else None
+
+    def __len__(self) -> int:
+        return len(self._arrivals)
+
+
+def run(
+    options: RunOptions,
+    *,
+    out: IO[str] = sys.stdout,
+    wrap: Callable[[Services], Services] | None = None,
+) -> RunSummary:
     """Run the pipeline end to end; print progress, the summary and the dashboards to ``out``."""
     started = time.perf_counter()  # end to end: generating the burst is part of the run
+    trigger = options.resolved_trigger()
+    total = _preflight(options)
     config = StreamConfig.from_declarations()
-    lake = _prepare_out(options.out)
-    events = _load_events(options)
-    summary = RunSummary(events_total=len(events), events=events)
-    with (
-        EmbeddedAws(region=options.region, endpoint_url=options.endpoint_url) as aws,
-        _lambda_output(options.lambda_log),
-    ):
-        aws.create_resources()
-        clock = SimulatedClock(events[0].arrival_ms if events else 0)
-        stream = LocalDeliveryStream(
-            config,
-            transform=transform_handler.lambda_handler,
-            s3=aws.client("s3"),
-            bucket=aws.names.lake_bucket,
-            clock=clock,
-            cloudwatch=aws.client("cloudwatch"),
-            region=options.region,
-        )
-        fanout_handler.configure(
-            settings=_fanout_settings(aws, config),
-            dynamodb=aws.client("dynamodb"),
-            firehose=stream,
-            sqs=aws.client("sqs"),
-        )
-        sqs = aws.client("sqs")
-
-        def on_failure(record: dict[str, Any]) -> None:
-            # The fan-out's on-failure destination is its DLQ (the same queue Terraform wires as the destination).
-            sqs.send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(record, default=repr))
-
-        try:
-            _publish(
-                events,
-                config,
-                stream,
-                summary,
-                progress=_progress(out, len(events)),
-                on_failure=on_failure,
-                fanout_arn=function_arn(FANOUT_FUNCTION, options.region),
-            )
-        finally:
-            fanout_handler.reset()
-        # Let the buffering interval elapse after the last event, then flush what is left.
-        stream.advance_to(clock.now_ms + config.buffering_interval_seconds * 1000)
-        stream.close()
-        summary.stream = stream.stats
-        summary.metric_datapoints = stream.metrics_put
-        summary.metric_names = aws.metric_names("AWS/Firehose")
-        summary.dead_letters = aws.read_dead_letters()
-        keys = list(aws.keys())
-        summary.lake_keys = [k for k in keys if k.startswith(config.table_prefix)]
-        summary.error_keys = [k for k in keys if not k.startswith(config.table_prefix)]
-        summary.mirrored = aws.mirror(lake)
-        outputs.write(lake / OUTPUTS_FILE, aws.stack_outputs(config))
-    summary.seconds = time.perf_counter() - started
+    summary = RunSummary(
+        trigger=trigger, region=options.region, source="generated" if options.events_file is None else "read"
+    )
+    staged = out_folder.staging(options.out)
+    try:
+        with (
+            EmbeddedAws(region=options.region, endpoint_url=options.endpoint_url) as aws,
+            _lambda_output(options.lambda_log) as lambda_log,
+        ):
+            aws.create_resources(buffer_queue=trigger == "queue")
+            services = build_services(aws, config, options, trigger, lambda_log=lambda_log)
+            if wrap is not None:
+                services = wrap(services)
+            progress = Progress(total, _progress_stream(out), detail=lambda: _progress_detail(summary, services))
+            try:
+                simulate(_events(options, total), services, summary, progress=progress.update)
+            finally:
+                progress.close()
+                fanout_handler.reset()
+            _finish(services, summary, staged)
+        summary.seconds = time.perf_counter() - started
+        _write_json(staged / SUMMARY_FILE, summary.as_json())
+        lake = out_folder.commit(staged, options.out)
+    except BaseException:
+        out_folder.discard(staged)
+        raise
+    summary.lake = lake
     print(format_summary(summary, lake, config.active_partitions_limit), file=out)
     if options.dashboards and summary.lake_keys:
         summary.dashboards = run_dashboards(
@@ -180,63 +330,212 @@ def run(options: RunOptions, *, out: IO[str] = sys.stdout) -> RunSummary:
     return summary
 
 
-def _publish(
-    events: list[GeneratedEvent],
+def build_services(
+    aws: EmbeddedAws,
     config: StreamConfig,
-    stream: LocalDeliveryStream,
+    options: RunOptions,
+    trigger: Trigger,
+    *,
+    lambda_log: IO[str] | None = None,
+) -> Services:
+    """Wire the simulated services of one run (the embedded AWS already holds its resources)."""
+    clock = SimulatedClock(0)
+    metrics = MetricsRecorder()
+    in_flight = InFlight()
+    transform = LambdaFunction(
+        TRANSFORM_FUNCTION,
+        transform_handler.lambda_handler,
+        clock=clock,
+        region=options.region,
+        metrics=metrics,
+        timeout_ms=300_000,
+    )
+    stream = LocalDeliveryStream(
+        config,
+        transform=transform,
+        s3=aws.client("s3"),
+        bucket=aws.names.lake_bucket,
+        clock=clock,
+        region=options.region,
+        transform_function_name=TRANSFORM_FUNCTION,
+        metrics=metrics,
+        origin_of=in_flight.origin_of,
+    )
+    fanout_handler.configure(
+        settings=_fanout_settings(aws, config),
+        dynamodb=aws.client("dynamodb"),
+        firehose=stream,
+        sqs=aws.client("sqs"),
+    )
+    fanout = LambdaFunction(
+        FANOUT_FUNCTION, fanout_handler.lambda_handler, clock=clock, region=options.region, metrics=metrics
+    )
+    emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
+    sqs = aws.client("sqs")
+    dlq_name = aws.names.dead_letter_queue
+
+    def to_dlq(body: str) -> None:
+        sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
+        metrics.add("AWS/SQS", "NumberOfMessagesSent", 1, "Count", clock.now_ms, {"QueueName": dlq_name})
+
+    services = Services(
+        aws=aws,
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        stream=stream,
+        fanout=fanout,
+        transform=transform,
+        deliver=lambda event: None,
+        trigger=_Idle(),
+        trigger_name=trigger,
+        in_flight=in_flight,
+        emf=emf,
+    )
+    if trigger == "queue":
+        queue = BufferQueue(
+            BufferQueueSettings.from_declarations(),
+            function=fanout,
+            clock=clock,
+            dead_letter=to_dlq,
+            queue_name=aws.names.buffer_queue,
+            region=options.region,
+            timing=options.timing,
+            metrics=metrics,
+            on_done=lambda message: in_flight.done(message.key),
+        )
+
+        def send(event: dict[str, Any]) -> None:
+            queue.send(orjson.dumps(event).decode(), key=_event_id(event))
+
+        services.buffer_queue, services.trigger, services.deliver = queue, queue, send
+    else:
+        invoker = AsyncInvoker(
+            fanout,
+            clock=clock,
+            on_failure=lambda record: to_dlq(json.dumps(record, default=repr)),
+            timing=options.timing,
+            on_settled=lambda event: in_flight.done(_event_id(event)),
+        )
+        services.async_invoker, services.trigger, services.deliver = invoker, invoker, invoker.invoke
+    return services
+
+
+def simulate(
+    events: Iterator[GeneratedEvent],
+    services: Services,
     summary: RunSummary,
     *,
-    progress: Callable[[int, RunSummary], None],
-    on_failure: Callable[[dict[str, Any]], None],
-    fanout_arn: str,
+    progress: Callable[[int], None] = lambda done: None,
 ) -> None:
-    for index, generated in enumerate(events, start=1):
-        stream.advance_to(generated.arrival_ms)
-        if not matches(config.event_pattern, generated.event):
-            summary.not_matched += 1
+    """Offer every event at its arrival moment, then let the trigger and the stream finish their work."""
+    clock = services.clock
+    pattern = services.config.event_pattern
+    with _emf_capture(services.emf):
+        for generated in events:
+            if summary.events_total == 0:
+                clock.now_ms = generated.arrival_ms  # the clock starts with the burst
+            _run_until(services, generated.arrival_ms)
+            summary.events_total += 1
+            if matches(pattern, generated.event):
+                event_id = _event_id(generated.event)
+                if event_id is not None:
+                    services.in_flight.add(event_id, generated.arrival_ms)
+                services.deliver(generated.event)
+            else:
+                summary.not_matched += 1
+            progress(summary.events_total)
+            if summary.events_total % SPILL_EVERY_EVENTS == 0:
+                services.aws.spill_sales_items()
+        _drain(services)
+        # Let the buffering interval elapse after the last event, then flush what is left.
+        services.stream.advance_to(clock.now_ms + services.config.buffering_interval_seconds * 1000)
+        services.stream.close()
+
+
+def _run_until(services: Services, moment_ms: int) -> None:
+    """Everything due up to ``moment_ms``, in time order, then the clock at ``moment_ms``."""
+    trigger, stream, clock = services.trigger, services.stream, services.clock
+    while True:
+        due = trigger.next_due()
+        if due is None or due > moment_ms:
+            break
+        due = max(due, clock.now_ms)
+        stream.advance_to(due)
+        clock.advance_to(due)
+        trigger.step()
+    stream.advance_to(moment_ms)
+    clock.advance_to(moment_ms)
+
+
+def _drain(services: Services) -> None:
+    while not services.trigger.idle():
+        due = services.trigger.next_due()
+        if due is None:
+            break
+        _run_until(services, max(due, services.clock.now_ms))
+
+
+def _finish(services: Services, summary: RunSummary, staged: Path) -> None:
+    """Counters into the summary; metrics put; DLQ, lake and outputs written into the staging folder."""
+    aws, config = services.aws, services.config
+    summary.stream = services.stream.stats
+    summary.simulated_seconds = (services.clock.now_ms - (services.metrics.first_ms or services.clock.now_ms)) / 1000
+    summary.firehose_requests_per_second_quota = services.stream.quota.requests_per_second
+    summary.fanout_invocations = services.fanout.invocations
+    summary.fanout_errors = services.fanout.errors
+    emf: dict[str, float] = services.emf.totals if services.emf is not None else {}
+    summary.outcomes["processed"] = int(emf.get("SalesProcessed", 0))
+    summary.outcomes["duplicate"] = int(emf.get("SalesDuplicate", 0))
+    summary.outcomes["rejected"] = int(emf.get("SalesRejected", 0))
+    if services.buffer_queue is not None:
+        queue = services.buffer_queue.stats
+        summary.outcomes["failed"] = queue.moved_to_dlq
+        summary.events_retried = queue.retried_messages
+        summary.max_batch, summary.max_batch_bytes = queue.max_batch, queue.max_batch_bytes
+        summary.max_queue_age_seconds = queue.max_age_ms / 1000
+    if services.async_invoker is not None:
+        summary.outcomes["failed"] = services.async_invoker.stats.failed_events
+        summary.events_retried = services.async_invoker.stats.retried_events
+    summary.metric_datapoints = services.metrics.put(aws.client("cloudwatch"))
+    summary.metric_names = aws.metric_names("AWS/Firehose")
+    with (staged / DEAD_LETTERS_FILE).open("w", encoding="utf-8") as dead_letters:
+        for body in aws.read_dead_letters():
+            summary.dead_letter_kinds[_dead_letter_kind(dead_letter_body(body))] += 1
+            # The body as the queue holds it, one per line (re-serialised only if it spans lines).
+            dead_letters.write((body if "\n" not in body else json.dumps(json.loads(body))) + "\n")
+    for key in aws.keys():  # noqa: SIM118 - the lake bucket's keys, not a dict's
+        if key.startswith(config.table_prefix):
+            summary.lake_keys += 1
         else:
-            outcome = _invoke_fanout(generated.event, on_failure, fanout_arn)
-            summary.outcomes[outcome] += 1
-        progress(index, summary)
+            summary.error_keys += 1
+    summary.mirrored = aws.mirror(staged)
+    outputs.write(staged / OUTPUTS_FILE, aws.stack_outputs(config, trigger=services.trigger_name))
 
 
-def _invoke_fanout(event: dict[str, Any], on_failure: Callable[[dict[str, Any]], None], fanout_arn: str) -> str:
-    """Invoke as Lambda's async invocation does: retry a raising handler, then hand the event to the on-failure
-    destination (the DLQ) with Lambda's invocation record around it."""
-    error: Exception | None = None
-    for _attempt in range(ASYNC_ATTEMPTS):
-        context = LambdaContext(FANOUT_FUNCTION)
-        try:
-            response = fanout_handler.lambda_handler(event, context)
-        except Exception as exc:  # the handler raising is Lambda's cue to retry
-            error = exc
-            continue
-        return str(response.get("outcome", "unknown"))
-    failure = error if error is not None else RuntimeError("no attempt was made")
-    on_failure(destination_record(event, failure, attempts=ASYNC_ATTEMPTS, function_arn=fanout_arn))
-    return "failed"
+class _Idle:
+    def next_due(self) -> int | None:
+        return None
+
+    def step(self) -> None:
+        return None
+
+    def idle(self) -> bool:
+        return True
 
 
-def destination_record(event: Any, error: BaseException, *, attempts: int, function_arn: str) -> dict[str, Any]:
-    """The record Lambda sends an asynchronous invocation's on-failure destination after the last retry
-    (AWS Lambda guide, "Capturing records of Lambda asynchronous invocations": example invocation record)."""
-    return {
-        "version": "1.0",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "functionArn": f"{function_arn}:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": attempts,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {
-            "errorMessage": str(error),
-            "errorType": type(error).__name__,
-            "stackTrace": traceback.format_exception(error)[1:],
-        },
-    }
+def _dead_letter_kind(body: dict[str, Any]) -> str:
+    """Which of the DLQ's message kinds (COMMON.md) a body is."""
+    if "requestContext" in body:
+        return "fanout_failed_after_async_retries"
+    if "errorType" in body and ("event" in body or "eventGzipBase64" in body):
+        return "rejected_by_fanout"
+    return "fanout_failed_past_max_receive_count"
+
+
+def _event_id(event: Any) -> str | None:
+    value = event.get("id") if isinstance(event, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _fanout_settings(aws: EmbeddedAws, config: StreamConfig) -> FanoutSettings:
@@ -249,85 +548,136 @@ def _fanout_settings(aws: EmbeddedAws, config: StreamConfig) -> FanoutSettings:
     )
 
 
-def _load_events(options: RunOptions) -> list[GeneratedEvent]:
+def _preflight(options: RunOptions) -> int:
+    """Every check a user's argument can fail, before anything is created; return the number of events."""
+    try:
+        out_folder.check(options.out)
+    except out_folder.OutFolderError as exc:
+        raise RunError(str(exc)) from exc
+    if options.lambda_log is not None:
+        _check_lambda_log(options.lambda_log)
+    if options.endpoint_url is not None:
+        _check_endpoint(options.endpoint_url)
+    if options.events_file is None:
+        return options.events
+    try:
+        return count_events(options.events_file)
+    except BadEventsFile as exc:
+        raise RunError(str(exc)) from exc
+    except OSError as exc:
+        raise RunError(f"cannot read --events {options.events_file}: {exc.strerror or exc}") from exc
+
+
+def _check_lambda_log(path: Path) -> None:
+    target = path.expanduser().absolute()
+    if target.is_dir():
+        raise RunError(f"--lambda-log {path} is a folder, not a file")
+    if not target.parent.is_dir():
+        raise RunError(f"--lambda-log {path}: folder {target.parent} does not exist")
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        raise RunError(f"--lambda-log {path} is not writable")
+
+
+def _check_endpoint(url: str) -> None:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise RunError(f"--endpoint-url {url} is not an http(s) URL such as http://127.0.0.1:5000")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=_ENDPOINT_CHECK_SECONDS):
+            pass
+    except OSError as exc:
+        raise RunError(
+            f"--endpoint-url {url}: nothing answers at {parsed.hostname}:{port} ({exc.strerror or exc}); "
+            "start the server (e.g. moto_server -p 5000) or drop --endpoint-url to use the embedded moto"
+        ) from exc
+
+
+def _events(options: RunOptions, total: int) -> Iterator[GeneratedEvent]:
     spec = BurstSpec(events=options.events, seed=options.seed, burst_seconds=options.burst_seconds)
     if options.events_file is None:
         return generate(spec)
-    try:
-        return list(events_from_file(options.events_file, start=spec.start, burst_seconds=spec.burst_seconds))
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read events from {options.events_file}: {exc}") from exc
-
-
-def _prepare_out(out: Path) -> Path:
-    lake = out.resolve()
-    if lake.exists():
-        if not lake.is_dir():
-            raise RunError(f"--out {out} exists and is not a folder")
-        if any(lake.iterdir()) and not (lake / LAKE_MARKER).exists():
-            raise RunError(f"--out {out} is not empty and was not written by sales-pipeline; choose another folder")
-        shutil.rmtree(lake)
-    lake.mkdir(parents=True)
-    # Marked at once: a run that fails half-way leaves a folder the next run may still replace.
-    (lake / LAKE_MARKER).write_text("written by sales-pipeline run; safe to delete\n", encoding="utf-8")
-    return lake
+    return events_from_file(options.events_file, start=spec.start, burst_seconds=spec.burst_seconds, total=total)
 
 
 @contextlib.contextmanager
-def _lambda_output(path: Path | None) -> Iterator[None]:
-    """Send the handlers' structured logs and EMF lines to ``path`` (or nowhere) for the run."""
-    target = path if path is not None else Path(os.devnull)
-    with target.open("a", encoding="utf-8") as stream, contextlib.redirect_stdout(stream):
-        handlers = [
-            handler
-            for module in (fanout_handler, transform_handler)
-            for handler in module.logger.handlers
-            if isinstance(handler, logging.StreamHandler)
-        ]
-        previous = [handler.setStream(stream) for handler in handlers]
-        try:
+def _lambda_output(path: Path | None) -> Iterator[IO[str] | None]:
+    """The ``--lambda-log`` file, open for the run (None: the handlers' output is not kept)."""
+    if path is None:
+        yield None
+        return
+    with path.open("a", encoding="utf-8") as stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _emf_capture(sink: EmfLogSink | None) -> Iterator[None]:
+    """Send the handlers' structured logs and EMF lines to ``sink`` (CloudWatch Logs' part) for the run."""
+    target: Any = sink if sink is not None else open(os.devnull, "w")  # noqa: SIM115, PTH123
+    handlers = [
+        handler
+        for module in (fanout_handler, transform_handler)
+        for handler in module.logger.handlers
+        if isinstance(handler, logging.StreamHandler)
+    ]
+    previous = [handler.setStream(target) for handler in handlers]
+    try:
+        with contextlib.redirect_stdout(target):
             yield
-        finally:
-            for handler, old in zip(handlers, previous, strict=True):
-                if old is not None:
-                    handler.setStream(old)
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)
+        target.flush()
 
 
-def _progress(out: IO[str], total: int) -> Callable[[int, RunSummary], None]:
-    step = max(1, total // 10)
-    started = time.perf_counter()
+def _progress_stream(out: IO[str]) -> IO[str]:
+    # The handlers' stdout is redirected during the run: progress goes to the real terminal.
+    return sys.__stdout__ if out is sys.stdout and sys.__stdout__ is not None else out
 
-    def report(done: int, summary: RunSummary) -> None:
-        if done % step and done != total:
-            return
-        rate = done / max(time.perf_counter() - started, 1e-9)
-        outcomes = summary.outcomes
-        print(
-            f"  [{done:>6}/{total}] processed {outcomes['processed']}, duplicates {outcomes['duplicate']}, "
-            f"rejected {outcomes['rejected']}, not matched {summary.not_matched}  ({rate:,.0f} events/s)",
-            file=sys.__stdout__ if out is sys.stdout else out,
-            flush=True,
-        )
 
-    return report
+def _progress_detail(summary: RunSummary, services: Services) -> str:
+    emf: dict[str, float] = services.emf.totals if services.emf is not None else {}
+    stats = services.stream.stats
+    return (
+        f"processed {int(emf.get('SalesProcessed', 0))}, duplicates {int(emf.get('SalesDuplicate', 0))}, "
+        f"rejected {int(emf.get('SalesRejected', 0))}, not matched {summary.not_matched}, "
+        f"firehose calls {stats.put_requests + stats.throttled_requests} ({stats.throttled_requests} throttled)"
+    )
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
 def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
     """The end-of-run summary."""
     stats = summary.stream
     outcomes = summary.outcomes
+    offered = "read" if summary.source == "read" else "generated"
+    kinds = summary.dead_letter_kinds
+    failed_how = (
+        f"fan-out failed all {ASYNC_ATTEMPTS} asynchronous attempts"
+        if summary.trigger == "direct"
+        else "past the buffer queue's receive limit"
+    )
+    requests = stats.put_requests + stats.throttled_requests
     lines = [
         "",
-        "Summary",
-        f"  events generated        {summary.events_total:>8}",
+        f"Summary (trigger: {summary.trigger}, region: {summary.region})",
+        f"  events {offered:<16} {summary.events_total:>8}",
         f"  not matched by the rule {summary.not_matched:>8}   (not delivered, as in AWS)",
-        f"  events sent to fan-out  {summary.sent:>8}",
+        f"  events sent to fan-out  {summary.sent:>8}   ({summary.fanout_invocations} fan-out invocations, "
+        f"{summary.fanout_errors} failed)",
         f"  processed (new sales)   {outcomes['processed']:>8}",
         f"  duplicates skipped      {outcomes['duplicate']:>8}   (retried deliveries and re-published sales)",
-        f"  events rejected         {outcomes['rejected']:>8}   (in the DLQ: {len(summary.rejected_in_dlq)})",
-        f"  failed (in the DLQ)     {outcomes['failed']:>8}   (fan-out failed all {ASYNC_ATTEMPTS} attempts; "
-        f"destination records in the DLQ: {len(summary.failed_in_dlq)})",
-        f"  firehose records in     {stats.incoming_records:>8}   ({stats.put_requests} PutRecordBatch calls)",
+        f"  events rejected         {outcomes['rejected']:>8}   (in the DLQ: {kinds['rejected_by_fanout']})",
+        f"  events retried          {summary.events_retried:>8}",
+        f"  failed (in the DLQ)     {outcomes['failed']:>8}   ({failed_how})",
+        f"  firehose put requests   {requests:>8}   ({stats.throttled_requests} throttled; peak "
+        f"{stats.peak_requests_per_second}/s against a quota of {summary.firehose_requests_per_second_quota}/s; "
+        f"{stats.throttled_records} records throttled)",
+        f"  firehose records in     {stats.incoming_records:>8}",
         f"  transform invocations   {stats.invocations:>8}   ({stats.invocation_errors} failed)",
         f"  processing failures     {stats.processing_failed:>8}",
         f"  conversion failures     {stats.conversion_failed:>8}",
@@ -336,9 +686,11 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  parquet objects         {stats.objects_written:>8}   in {len(stats.partitions)} partitions "
         f"(at most {stats.max_active_partitions} active at once; limit {limit})",
         f"  error objects           {stats.error_objects_written:>8}",
-        f"  metrics put             {summary.metric_datapoints:>8}   "
-        f"(AWS/Firehose datapoints; {len(summary.metric_names)} metric names read back from CloudWatch)",
-        f"  lake mirrored to        {lake}  ({summary.mirrored} objects)",
+        f"  max delivery latency    {stats.max_delivery_latency_ms / 1000:>8.1f} s (simulated: bus arrival to S3)",
+        f"  metrics put             {summary.metric_datapoints:>8}   (per-minute statistic sets: AWS/Firehose, "
+        f"AWS/Lambda, AWS/SQS, the fan-out's EMF)",
+        f"  dead letters            {summary.dead_letters:>8}   ({DEAD_LETTERS_FILE})",
+        f"  lake mirrored to        {lake}  ({summary.mirrored} objects; {SUMMARY_FILE}, {OUTPUTS_FILE})",
         f"  wall time               {summary.seconds:>8.1f} s   ({summary.events_per_second:,.0f} events/s end to end)",
     ]
     return "\n".join(lines)

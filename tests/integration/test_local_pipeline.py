@@ -23,6 +23,7 @@ from local_pipeline.aws import EmbeddedAws
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import connect
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock
+from local_pipeline.generator import BurstSpec, GeneratedEvent, generate
 from local_pipeline.runner import RunOptions, RunSummary, run
 from tests.support import load_event
 from transform_lambda import handler as transform_handler
@@ -43,11 +44,31 @@ GLUE_TO_ARROW = {
 PARTITION_PATH = re.compile(r"^tenant_id=(?P<tenant>[^/]+)/year=(?P<year>\d{4})/month=(?P<month>\d{2})/[^/]+\.parquet$")
 
 
+BURST = BurstSpec(events=200, seed=11, burst_seconds=900)
+
+
 @pytest.fixture(scope="module")
 def burst_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunSummary, Path]:
-    out = tmp_path_factory.mktemp("lake")
-    summary = run(RunOptions(events=200, seed=11, out=out, burst_seconds=900), out=io.StringIO())
+    out = tmp_path_factory.mktemp("run") / "lake"
+    summary = run(
+        RunOptions(events=BURST.events, seed=BURST.seed, out=out, burst_seconds=BURST.burst_seconds), out=io.StringIO()
+    )
     return summary, out
+
+
+def burst(spec: BurstSpec = BURST) -> list[GeneratedEvent]:
+    """The events a run with ``spec`` offered (the generator is deterministic for a seed)."""
+    return list(generate(spec))
+
+
+def dead_letters(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "dead_letters.jsonl").read_text().splitlines()]
+
+
+def mirrored_keys(out: Path) -> list[str]:
+    return sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name[0] != "." and p.parent != out
+    )
 
 
 def lake_rows(out: Path) -> list[tuple[dict[str, Any], re.Match[str]]]:
@@ -63,8 +84,8 @@ def lake_rows(out: Path) -> list[tuple[dict[str, Any], re.Match[str]]]:
 def test_every_valid_unique_event_is_in_the_lake_exactly_once_in_its_partition(
     burst_run: tuple[RunSummary, Path],
 ) -> None:
-    summary, out = burst_run
-    unique = {g.event["id"]: g.event["detail"] for g in summary.events if g.kind == "valid"}
+    _, out = burst_run
+    unique = {g.event["id"]: g.event["detail"] for g in burst() if g.kind == "valid"}
     rows = lake_rows(out)
     counts = Counter(row["event_id"] for row, _ in rows)
     assert set(counts) == set(unique), "the lake holds exactly the valid unique events"
@@ -81,14 +102,14 @@ def test_a_firehose_duplicate_is_counted_once_by_the_deduplicated_view(
 ) -> None:
     # GIVEN the lake after Firehose delivered every object twice (at-least-once: a retried S3 write lands the
     # same records again under a new object name in the same partition)
-    summary, out = burst_run
+    _, out = burst_run
     lake = tmp_path / "lake"
     shutil.copytree(out / PREFIX, lake / PREFIX)
     objects = list((lake / PREFIX).rglob("*.parquet"))
     assert objects
     for path in objects:
         shutil.copyfile(path, path.with_name(f"redelivered-{path.name}"))
-    unique = {g.event["id"]: g.event["detail"] for g in summary.events if g.kind == "valid"}
+    unique = {g.event["id"]: g.event["detail"] for g in burst() if g.kind == "valid"}
     # WHEN the dashboards' DuckDB connection reads it
     connection = connect(lake, table_name=TABLE["table"], table_prefix=PREFIX, partition_keys=TABLE["partition_keys"])
     try:
@@ -108,7 +129,7 @@ def test_a_firehose_duplicate_is_counted_once_by_the_deduplicated_view(
         assert (int(year), int(month)) == tuple(int(part) for part in detail["soldDate"].split("-")[:2])
 
 
-def test_an_event_whose_fanout_fails_every_attempt_goes_to_the_dlq(
+def test_direct_an_event_whose_fanout_fails_every_attempt_goes_to_the_dlq(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a Firehose that is down: every PutRecordBatch raises, so every valid event's fan-out attempt fails
@@ -119,19 +140,22 @@ def test_an_event_whose_fanout_fails_every_attempt_goes_to_the_dlq(
         raise RuntimeError("firehose is down")
 
     monkeypatch.setattr(LocalDeliveryStream, "put_record_batch", down)
-    # WHEN a burst runs
+    # WHEN a burst runs with the direct trigger
     output = io.StringIO()
-    summary = run(RunOptions(events=30, seed=5, out=tmp_path / "lake", dashboards=False), out=output)
+    out = tmp_path / "lake"
+    summary = run(RunOptions(events=30, seed=5, out=out, dashboards=False, trigger="direct"), out=output)
     # THEN each such event is retried as Lambda retries async invocations, then lands in the DLQ as the
     # on-failure destination's invocation record, and the summary counts it
-    kinds = Counter(g.kind for g in summary.events)
+    events = burst(BurstSpec(events=30, seed=5))
+    kinds = Counter(g.kind for g in events)
     sent_valid = kinds["valid"] + kinds["retry"] + kinds["republish"]
     assert summary.outcomes["failed"] == sent_valid
     assert len(calls) == 3 * sent_valid
-    records = summary.failed_in_dlq
+    letters = dead_letters(out)
+    records = [m for m in letters if "requestContext" in m]
     assert len(records) == sent_valid
-    assert len(summary.rejected_in_dlq) == kinds["invalid"]
-    expected = sorted(g.event["id"] for g in summary.events if g.kind in {"valid", "retry", "republish"})
+    assert len([m for m in letters if "errorType" in m]) == kinds["invalid"]
+    expected = sorted(g.event["id"] for g in events if g.kind in {"valid", "retry", "republish"})
     assert sorted(r["requestPayload"]["id"] for r in records) == expected
     for record in records:
         assert record["requestContext"]["condition"] == "RetriesExhausted"
@@ -141,11 +165,37 @@ def test_an_event_whose_fanout_fails_every_attempt_goes_to_the_dlq(
         assert record["responsePayload"]["errorType"] == "RuntimeError"
         assert record["responsePayload"]["errorMessage"] == "firehose is down"
     assert f"failed (in the DLQ)     {sent_valid:>8}" in output.getvalue()
+    # the retries came at Lambda's spacing: the last attempt 1 + 2 minutes after the last event's first
+    assert summary.simulated_seconds >= 900 * (29 / 30) + 180
+
+
+def test_queue_a_message_whose_fanout_fails_every_receive_is_redriven_to_the_dlq(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Firehose that is down
+    def down(self: LocalDeliveryStream, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("firehose is down")
+
+    monkeypatch.setattr(LocalDeliveryStream, "put_record_batch", down)
+    # WHEN a burst runs with the queue trigger
+    out = tmp_path / "lake"
+    summary = run(RunOptions(events=30, seed=5, out=out, dashboards=False, trigger="queue"), out=io.StringIO())
+    # THEN every new sale's message is received max_receive_count times, then moved to the DLQ unchanged
+    events = burst(BurstSpec(events=30, seed=5))
+    letters = dead_letters(out)
+    redriven = [m for m in letters if "errorType" not in m]
+    sent = [g.event for g in events if g.kind in {"valid", "retry", "republish"}]
+    assert sorted(m["id"] for m in redriven) == sorted(event["id"] for event in sent)
+    by_id = {event["id"]: event for event in sent}
+    assert all(m == by_id[m["id"]] for m in redriven)  # the body is the event JSON, unchanged
+    assert summary.outcomes["failed"] == len(redriven)
+    assert summary.events_retried == len(redriven)
+    assert summary.as_json()["lake_rows"] == 0
 
 
 def test_duplicates_are_skipped_and_nothing_else_is_lost(burst_run: tuple[RunSummary, Path]) -> None:
     summary, _ = burst_run
-    kinds = Counter(g.kind for g in summary.events)
+    kinds = Counter(g.kind for g in burst())
     assert summary.outcomes["processed"] == kinds["valid"]
     assert summary.outcomes["duplicate"] == kinds["retry"] + kinds["republish"]
     assert summary.outcomes["rejected"] == kinds["invalid"]
@@ -154,7 +204,7 @@ def test_duplicates_are_skipped_and_nothing_else_is_lost(burst_run: tuple[RunSum
     stats = summary.stream
     assert stats.incoming_records == stats.rows_delivered == kinds["valid"]
     assert stats.processing_failed == stats.conversion_failed == stats.partition_exceeded == 0
-    assert summary.error_keys == []
+    assert summary.error_keys == 0
     assert summary.metric_datapoints > 0
     assert {
         "IncomingRecords",
@@ -168,9 +218,9 @@ def test_duplicates_are_skipped_and_nothing_else_is_lost(burst_run: tuple[RunSum
 
 
 def test_every_invalid_event_is_in_the_dlq_with_its_reason(burst_run: tuple[RunSummary, Path]) -> None:
-    summary, _ = burst_run
-    invalid = {g.event["id"]: g.invalid_field for g in summary.events if g.kind == "invalid"}
-    in_dlq = {m["event"]["id"]: m["error"] for m in summary.dead_letters}
+    _, out = burst_run
+    invalid = {g.event["id"]: g.invalid_field for g in burst() if g.kind == "invalid"}
+    in_dlq = {m["event"]["id"]: m["error"] for m in dead_letters(out)}
     assert set(in_dlq) == set(invalid)
     for event_id, field in invalid.items():
         assert in_dlq[event_id]["field"] == field
@@ -190,12 +240,12 @@ def test_parquet_files_hold_exactly_the_glue_columns_with_their_types(burst_run:
 def test_the_lake_is_mirrored_with_the_bucket_key_layout(burst_run: tuple[RunSummary, Path]) -> None:
     summary, out = burst_run
     # The run's own files (outputs.json, ...) sit at the top of --out; every lake key is under a prefix.
-    mirrored = sorted(
-        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name[0] != "." and p.parent != out
-    )
-    assert mirrored == sorted(summary.lake_keys + summary.error_keys)
+    mirrored = mirrored_keys(out)
+    assert len(mirrored) == summary.lake_keys + summary.error_keys == summary.mirrored
     assert all(
-        re.search(r"/sales-history-local-1-\d{4}(-\d{2}){5}-[0-9a-f-]{36}\.parquet$", k) for k in summary.lake_keys
+        re.search(r"/sales-history-local-1-\d{4}(-\d{2}){5}-[0-9a-f-]{36}\.parquet$", k)
+        for k in mirrored
+        if k.startswith(PREFIX)
     )
 
 
@@ -206,15 +256,14 @@ def test_dashboards_count_each_sale_once(burst_run: tuple[RunSummary, Path]) -> 
 
 
 def test_escaping_tenant_ids_never_write_outside_their_partition(burst_run: tuple[RunSummary, Path]) -> None:
-    summary, out = burst_run
+    _, out = burst_run
     escaping = {"../other", "a/b", "x=y"}
-    sent = {g.event["detail"]["tenantId"] for g in summary.events if g.kind == "invalid"}
+    sent = {g.event["detail"]["tenantId"] for g in burst() if g.kind == "invalid"}
     assert escaping <= sent, "the burst tries every escape"
-    tenants = {
-        m.group("tenant") for m in (PARTITION_PATH.match(k.removeprefix(PREFIX)) for k in summary.lake_keys) if m
-    }
+    keys = mirrored_keys(out)
+    tenants = {m.group("tenant") for m in (PARTITION_PATH.match(k.removeprefix(PREFIX)) for k in keys) if m}
     assert tenants.isdisjoint(escaping)
-    assert all(k.startswith(PREFIX) and ".." not in k for k in summary.lake_keys)
+    assert all(k.startswith(PREFIX) and ".." not in k for k in keys)
     assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
 
 
@@ -259,10 +308,13 @@ def test_events_from_a_jsonl_file(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     names = ["product_sold", "other_source", "escaping_tenant", "negative_price", "product_sold"]
     events.write_text("".join(json.dumps(load_event(name)) + "\n" for name in names))
-    summary = run(RunOptions(events_file=events, out=tmp_path / "lake"), out=io.StringIO())
-    assert summary.outcomes == Counter({"processed": 1, "rejected": 2, "duplicate": 1})
+    output = io.StringIO()
+    summary = run(RunOptions(events_file=events, out=tmp_path / "lake"), out=output)
+    assert +summary.outcomes == Counter({"processed": 1, "rejected": 2, "duplicate": 1})
     assert summary.not_matched == 1
     assert summary.stream.rows_delivered == 1
+    assert "events read                    5" in output.getvalue()
+    assert json.loads((tmp_path / "lake" / "summary.json").read_text())["source"] == "read"
 
 
 def _free_port() -> int:
@@ -282,9 +334,9 @@ def test_the_same_run_against_a_moto_server_endpoint(tmp_path: Path) -> None:
         summary = run(options, out=io.StringIO())
     finally:
         server.stop()
-    kinds = Counter(g.kind for g in summary.events)
+    kinds = Counter(g.kind for g in burst(BurstSpec(events=30, seed=5)))
     assert summary.stream.rows_delivered == summary.outcomes["processed"] == kinds["valid"]
-    assert len(summary.dead_letters) == kinds["invalid"]
+    assert summary.dead_letters == kinds["invalid"]
 
 
 def test_the_run_writes_its_resources_in_terraform_output_shape(burst_run: tuple[RunSummary, Path]) -> None:
@@ -295,3 +347,75 @@ def test_the_run_writes_its_resources_in_terraform_output_shape(burst_run: tuple
     assert stack.require("delivery_stream_name") == "sales-history-local"
     assert stack.require("dead_letter_queue_url").endswith("sales-fanout-dlq-local")
     assert stack.get("endpoint_url") is None  # in-process moto is gone once the run ends
+    assert stack.require("fanout_trigger") == "queue"
+    assert stack.require("buffer_queue_url").endswith("/sales-buffer-local")
+    assert stack.require("buffer_queue_arn") == "arn:aws:sqs:us-east-1:123456789012:sales-buffer-local"
+    assert stack.require("dead_letter_queue_arn") == "arn:aws:sqs:us-east-1:123456789012:sales-fanout-dlq-local"
+    assert stack.require("fanout_lambda_name") == "sales-fanout-local"
+    assert stack.require("transform_lambda_name") == "sales-transform-local"
+    assert stack.require("event_bus_name") == "default"
+
+
+SUMMARY_KEYS = {
+    "events_total": int,
+    "not_matched": int,
+    "processed": int,
+    "duplicates": int,
+    "rejected": int,
+    "failed": int,
+    "dead_letters": int,
+    "trigger": str,
+    "region": str,
+    "fanout_invocations": int,
+    "firehose_put_requests": int,
+    "firehose_throttled_requests": int,
+    "firehose_peak_requests_per_second": int,
+    "firehose_requests_per_second_quota": int,
+    "lake_rows": int,
+    "lake_objects": int,
+    "partitions": int,
+    "wall_seconds": (int, float),
+    "events_per_second": (int, float),
+    "max_delivery_latency_seconds": (int, float),
+}
+
+
+def test_summary_json_has_every_key_the_issue_lists_and_matches_the_run(burst_run: tuple[RunSummary, Path]) -> None:
+    _, out = burst_run
+    written = json.loads((out / "summary.json").read_text())
+    for key, kind in SUMMARY_KEYS.items():
+        assert isinstance(written[key], kind), key
+    kinds = Counter(g.kind for g in burst())
+    assert written["events_total"] == BURST.events
+    assert written["processed"] == written["lake_rows"] == kinds["valid"]
+    assert written["duplicates"] == kinds["retry"] + kinds["republish"]
+    assert written["rejected"] == written["dead_letters"] == kinds["invalid"]
+    assert written["not_matched"] == kinds["unmatched"]
+    assert (written["trigger"], written["region"]) == ("queue", "us-east-1")
+    assert written["firehose_requests_per_second_quota"] == 2000
+    assert written["lake_objects"] == len([k for k in mirrored_keys(out) if k.startswith(PREFIX)])
+    # a sparse burst (200 events over 900 s) makes small batches: each closes on the 5 s window
+    assert 0 < written["fanout_invocations"] <= written["events_total"] - written["not_matched"]
+    assert 0 < written["firehose_put_requests"] <= written["fanout_invocations"]
+    # a record waits at least the buffering interval's share before its object is written
+    assert 0 < written["max_delivery_latency_seconds"] <= 900 + 300
+
+
+def test_every_dead_letter_is_one_line_of_dead_letters_jsonl(burst_run: tuple[RunSummary, Path]) -> None:
+    summary, out = burst_run
+    lines = (out / "dead_letters.jsonl").read_text().splitlines()
+    assert len(lines) == summary.dead_letters
+    assert all(json.loads(line)["errorType"] == "InvalidSaleEvent" for line in lines)
+
+
+def test_both_triggers_deliver_the_same_lake(burst_run: tuple[RunSummary, Path], tmp_path: Path) -> None:
+    queue_summary, queue_out = burst_run
+    out = tmp_path / "direct"
+    direct = run(
+        RunOptions(events=BURST.events, seed=BURST.seed, out=out, dashboards=False, trigger="direct"),
+        out=io.StringIO(),
+    )
+    assert direct.fanout_invocations == direct.sent  # one asynchronous invocation per delivered event
+    assert queue_summary.fanout_invocations < direct.fanout_invocations
+    assert sorted(r["event_id"] for r, _ in lake_rows(out)) == sorted(r["event_id"] for r, _ in lake_rows(queue_out))
+    assert +direct.outcomes == +queue_summary.outcomes

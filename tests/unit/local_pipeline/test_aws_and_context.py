@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local_pipeline.aws import ResourceNames, UnsafeKeyError, _dead_letter, safe_path
+from local_pipeline.aws import ResourceNames, UnsafeKeyError, dead_letter_body, safe_path
 from local_pipeline.context import LambdaContext
 
 
@@ -47,7 +47,7 @@ def test_a_dead_letter_too_large_for_sqs_is_unpacked_back_to_its_event() -> None
     body = json.dumps(
         {"errorType": "InvalidSaleEvent", "error": {"field": "f"}, "eventId": "e1", "eventGzipBase64": packed}
     )
-    assert _dead_letter(body) == {
+    assert dead_letter_body(body) == {
         "errorType": "InvalidSaleEvent",
         "error": {"field": "f"},
         "eventId": "e1",

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_pipeline.config import MIB, StreamConfig
-from local_pipeline.firehose import MAX_RECORD_BYTES, LocalDeliveryStream, SimulatedClock
+from local_pipeline.firehose import MAX_RECORD_BYTES, DirectPutQuota, LocalDeliveryStream, SimulatedClock
 from tests.unit.local_pipeline.test_parquet import row
 
 T0 = 1_768_467_600_000  # 2026-01-15T09:00:00Z
@@ -416,7 +416,7 @@ def test_records_past_the_active_partition_limit_go_to_the_error_prefix() -> Non
     names = [d["MetricName"] for call in h.cloudwatch.calls for d in call["MetricData"]]
     assert "PartitionCountExceeded" in names
     exceeded = [
-        d["Value"]
+        d["StatisticValues"]["Maximum"]
         for call in h.cloudwatch.calls
         for d in call["MetricData"]
         if d["MetricName"] == "PartitionCountExceeded"
@@ -429,13 +429,14 @@ def test_partition_count_exceeded_is_zero_on_normal_deliveries() -> None:
     h = Harness(ok_transform())
     h.put(record("a", tenant="t1"), record("b", tenant="t2"))
     h.stream.close()
-    values = [
-        d["Value"]
+    # one statistic set per minute: two deliveries, both 0
+    [values] = [
+        d["StatisticValues"]
         for call in h.cloudwatch.calls
         for d in call["MetricData"]
         if d["MetricName"] == "PartitionCountExceeded"
     ]
-    assert values == [0.0, 0.0]
+    assert values == {"SampleCount": 2.0, "Sum": 0.0, "Minimum": 0.0, "Maximum": 0.0}
 
 
 def test_succeed_processing_counts_ok_and_dropped_records() -> None:
@@ -449,7 +450,7 @@ def test_succeed_processing_counts_ok_and_dropped_records() -> None:
     h = Harness(transform)
     h.put(record("a"), record("b"), record("c"))
     h.stream.close()
-    metrics = {d["MetricName"]: d["Value"] for call in h.cloudwatch.calls for d in call["MetricData"]}
+    metrics = {d["MetricName"]: d["StatisticValues"]["Sum"] for call in h.cloudwatch.calls for d in call["MetricData"]}
     assert metrics["SucceedProcessing.Records"] == 2
     assert metrics["SucceedProcessing.Bytes"] == len(record("a")) + len(record("b"))
 
@@ -503,3 +504,72 @@ def test_metrics_use_the_aws_firehose_names_and_dimension() -> None:
     assert {tuple(d["Dimensions"][0].values()) for d in call["MetricData"]} == {
         ("DeliveryStreamName", "stream-under-test")
     }
+
+
+# -- Direct PUT quotas ---------------------------------------------------------------------------------------
+
+
+def quota_harness(**quota: int) -> Harness:
+    h = Harness(ok_transform())
+    defaults = {"records_per_second": 1000, "requests_per_second": 1000, "bytes_per_second": 10 * MIB}
+    h.stream.quota = DirectPutQuota(**{**defaults, **quota})
+    return h
+
+
+@pytest.mark.parametrize(
+    ("region", "requests", "records", "mib"),
+    [
+        ("us-east-1", 2000, 500_000, 5),
+        ("us-west-2", 2000, 500_000, 5),
+        ("eu-west-1", 2000, 500_000, 5),
+        ("ap-southeast-2", 1000, 100_000, 1),
+        ("eu-central-1", 1000, 100_000, 1),
+    ],
+)
+def test_the_quotas_are_the_region_s(region: str, requests: int, records: int, mib: int) -> None:
+    quota = DirectPutQuota.for_region(region)
+    assert (quota.requests_per_second, quota.records_per_second, quota.bytes_per_second) == (
+        requests,
+        records,
+        mib * MIB,
+    )
+
+
+def test_a_call_past_the_request_quota_fails_whole_with_service_unavailable() -> None:
+    h = quota_harness(requests_per_second=2)
+    h.put(record("a"))
+    h.put(record("b"))
+    with pytest.raises(ClientError) as raised:
+        h.put(record("c"))
+    assert raised.value.response["Error"]["Code"] == "ServiceUnavailableException"
+    # the next simulated second has its own quota
+    assert h.put(record("d"), at_ms=T0 + 1000)["FailedPutCount"] == 0
+    stats = h.stream.stats
+    assert (stats.put_requests, stats.throttled_requests, stats.throttled_records) == (3, 1, 1)
+    assert stats.peak_requests_per_second == 3
+    assert stats.incoming_records == 3
+
+
+def test_entries_past_the_record_or_byte_quota_fail_one_by_one() -> None:
+    h = quota_harness(records_per_second=3)
+    response = h.put(record("a"), record("b"), record("c"), record("d"), record("e"))
+    assert response["FailedPutCount"] == 2
+    codes = [entry.get("ErrorCode") for entry in response["RequestResponses"]]
+    assert codes == [None, None, None, "ServiceUnavailableException", "ServiceUnavailableException"]
+    h = quota_harness(bytes_per_second=len(record("a")) * 2)
+    response = h.put(record("a"), record("b"), record("c"))
+    assert response["FailedPutCount"] == 1
+    assert h.stream.stats.throttled_records == 1
+
+
+def test_throttles_and_limits_are_published_as_firehose_metrics() -> None:
+    h = quota_harness(requests_per_second=1, records_per_second=1)
+    h.put(record("a"), record("b"))
+    with pytest.raises(ClientError):
+        h.put(record("c"))
+    h.stream.close()
+    sums = {d["MetricName"]: d["StatisticValues"] for call in h.cloudwatch.calls for d in call["MetricData"]}
+    assert sums["ThrottledRecords"]["Sum"] == 2  # one failed entry, one record of the refused call
+    assert sums["PutRequestsPerSecondLimit"]["Maximum"] == 1
+    assert sums["RecordsPerSecondLimit"]["Maximum"] == 1
+    assert sums["BytesPerSecondLimit"]["Maximum"] == 10 * MIB

@@ -10,7 +10,16 @@ from fanout_lambda.errors import InvalidSaleEvent
 from fanout_lambda.schemas import sale_event_schema
 from fanout_lambda.validation import validator
 from local_pipeline.eventbridge import matches
-from local_pipeline.generator import BurstSpec, GeneratedEvent, events_from_file, generate
+from local_pipeline.generator import (
+    RESERVOIR_SIZE,
+    BadEventsFile,
+    BurstSpec,
+    GeneratedEvent,
+    count_events,
+    events_from_file,
+    generate,
+    write_jsonl,
+)
 
 SPEC = BurstSpec(events=300, seed=3)
 VALIDATOR = validator(pipeline_config.embedding_dimension())
@@ -19,11 +28,11 @@ PATTERN = pipeline_config.load()["event_pattern"]
 
 @pytest.fixture(scope="module")
 def burst() -> list[GeneratedEvent]:
-    return generate(SPEC)
+    return list(generate(SPEC))
 
 
 def test_the_same_seed_gives_the_same_burst(burst: list[GeneratedEvent]) -> None:
-    again = generate(SPEC)
+    again = list(generate(SPEC))
     assert [g.event["id"] for g in again] == [g.event["id"] for g in burst]
 
 
@@ -90,5 +99,34 @@ def test_events_from_a_jsonl_file(tmp_path: Path) -> None:
     events = list(events_from_file(path, start=SPEC.start, burst_seconds=10))
     assert [g.event["id"] for g in events] == ["a", "b"]
     path.write_text("{broken\n")
-    with pytest.raises(ValueError, match=r"events\.jsonl:1"):
+    with pytest.raises(BadEventsFile, match=r"events\.jsonl:1: not a JSON event"):
         list(events_from_file(path, start=SPEC.start, burst_seconds=10))
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '"text"', "42", "null", "true"])
+def test_a_line_that_is_json_but_not_an_object_is_bad_input_with_its_line_number(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": "a"}\n' + line + "\n")
+    with pytest.raises(BadEventsFile, match=r"events\.jsonl:2: not an event: a JSON \w+ where an EventBridge event"):
+        count_events(path)
+
+
+def test_duplicates_need_only_a_bounded_reservoir_of_originals() -> None:
+    # GIVEN a long burst WHEN it is generated THEN every duplicate copies an original sent before it, and the
+    # generator is a stream (nothing is generated before it is asked for)
+    stream = generate(BurstSpec(events=RESERVOIR_SIZE * 8, seed=9))
+    seen: set[str] = set()
+    for generated in stream:
+        if generated.kind in {"retry", "republish"}:
+            assert generated.of_event_id in seen
+        if generated.kind == "valid":
+            seen.add(generated.event["id"])
+    assert len(seen) > RESERVOIR_SIZE
+
+
+def test_write_jsonl_writes_the_burst_run_generates(tmp_path: Path) -> None:
+    path = tmp_path / "burst.jsonl"
+    with path.open("wb") as out:
+        assert write_jsonl(generate(SPEC), out) == SPEC.events
+    again = list(events_from_file(path, start=SPEC.start, burst_seconds=SPEC.burst_seconds))
+    assert [g.event for g in again] == [g.event for g in generate(SPEC)]
