@@ -148,6 +148,12 @@ class Audit:
         else:
             self._sales[key] = _EXPECTED
 
+    def observe(self, events: Iterable[Any]) -> Iterator[Any]:
+        """Pass ``events`` (the runner's generated events: ``.event`` and ``.kind``) through, expecting each."""
+        for generated in events:
+            self.expect(generated.event, None if generated.kind == "file" else generated.kind)
+            yield generated
+
     def _sale_key(self, event: Any) -> bytes | None:
         try:
             return bytes.fromhex(self._validator.validate(event).sale_id)
