@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,8 +169,13 @@ class Audit:
         partition_keys: Sequence[Mapping[str, Any]],
         error_prefix_root: str,
         dead_letters: Iterable[Mapping[str, Any]],
+        claim_status: Callable[[Any], str | None] | None = None,
     ) -> AuditReport:
-        """Account for every expected event in the mirrored lake, its error prefix and the dead letters."""
+        """Account for every expected event in the mirrored lake, its error prefix and the dead letters.
+
+        ``claim_status(event)`` (optional) tells what the idempotency table holds for a sale parked in the DLQ
+        (e.g. ``INPROGRESS, held``): why its last delivery failed, which the DLQ message itself does not say.
+        """
         report = AuditReport(sales=len(self._sales), invalid_events=sum(self._invalid.values()))
         report.not_matched = self._not_matched
         self._read_lake(lake_dir, table_name, table_prefix, partition_keys, report)
@@ -183,8 +188,10 @@ class Audit:
             parked = self._sale_key(event) if isinstance(event, dict) else None
             if parked is None:
                 found_invalid[fingerprint(event)] += 1
-            else:
-                self._park(parked, _IN_DLQ, reason, reasons)
+                continue
+            if claim_status is not None and parked in self._sales and parked not in reasons:
+                reason = f"{reason}; idempotency claim {claim_status(event) or 'absent (released)'}"
+            self._park(parked, _IN_DLQ, reason, reasons)
         self._settle(report, reasons)
         for digest, expected in self._invalid.items():
             found = min(found_invalid.get(digest, 0), expected)

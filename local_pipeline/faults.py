@@ -409,17 +409,18 @@ class ProcessClock:
 
     def __init__(self, clock: SimulatedClock) -> None:
         self._clock = clock
+        self._entered = False
         self._travel: Any = None
         self._traveller: Any = None
 
     def __enter__(self) -> ProcessClock:
-        self._travel = time_machine.travel(self._now(), tick=False)
-        self._traveller = self._travel.start()
+        self._entered = True
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._entered = False
         if self._travel is not None:
             self._travel.stop()
             self._travel = self._traveller = None
@@ -428,8 +429,13 @@ class ProcessClock:
         return dt.datetime.fromtimestamp(self._clock.now_ms / 1000, dt.UTC)
 
     def sync(self) -> None:
-        """Move the process clock to the simulated now."""
-        if self._traveller is not None:
+        """Move the process clock to the simulated now (the first sync starts holding it; before, it is real)."""
+        if not self._entered:
+            return
+        if self._travel is None:
+            self._travel = time_machine.travel(self._now(), tick=False)
+            self._traveller = self._travel.start()
+        else:
             self._traveller.move_to(self._now())
 
     def wrap(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -35,6 +35,8 @@ import orjson
 
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
+from fanout_lambda.claims import IdempotencyRecords
+from fanout_lambda.sale import idempotency_key
 from fanout_lambda.settings import FanoutSettings
 from fanout_lambda.validation import validator
 from local_pipeline import out_folder
@@ -527,7 +529,32 @@ def _audit(audit: Audit, services: Services, staged: Path) -> AuditReport:
         partition_keys=config.glue_table["partition_keys"],
         error_prefix_root=config.error_output_prefix.split("!", 1)[0],
         dead_letters=dead_letters(),
+        claim_status=_claim_status(services),
     )
+
+
+def _claim_status(services: Services) -> Callable[[Any], str | None]:
+    """What the idempotency table holds for a sale (read once the run is over, at its simulated end)."""
+    records = IdempotencyRecords(services.aws.client("dynamodb"), services.aws.names.idempotency_table)
+    end_ms = services.clock.now_ms
+    check = validator(pipeline_config.embedding_dimension())
+
+    def status(event: Any) -> str | None:
+        record_id = records.record_id(idempotency_key(check.validate(event)))
+        item = (
+            services.aws.client("dynamodb")
+            .get_item(TableName=records.table_name, Key={"id": {"S": record_id}}, ConsistentRead=True)
+            .get("Item")
+        )
+        if item is None:
+            return None
+        state = str(item["status"]["S"])
+        expiry = item.get("in_progress_expiration", {}).get("N")
+        if state == "INPROGRESS" and expiry is not None:
+            state += ", lapsed" if int(expiry) < end_ms else ", still held at the end of the run"
+        return state
+
+    return status
 
 
 def simulate(

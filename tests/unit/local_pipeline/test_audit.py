@@ -63,7 +63,10 @@ def write_errors(root: Path, error_type: str, lines: list[dict[str, Any]]) -> No
 
 
 def run_audit(
-    root: Path, events: list[tuple[dict[str, Any], str | None]], dead_letters: list[dict[str, Any]]
+    root: Path,
+    events: list[tuple[dict[str, Any], str | None]],
+    dead_letters: list[dict[str, Any]],
+    claim_status: Any = None,
 ) -> AuditReport:
     audit = Audit(VALIDATOR, CONFIG["event_pattern"])
     for event, kind in events:
@@ -75,6 +78,7 @@ def run_audit(
         partition_keys=TABLE["partition_keys"],
         error_prefix_root="errors",
         dead_letters=dead_letters,
+        claim_status=claim_status,
     )
 
 
@@ -169,3 +173,21 @@ def test_a_row_nobody_sent_is_reported(tmp_path: Path) -> None:
 def test_an_empty_lake_loses_every_sale(tmp_path: Path) -> None:
     report = run_audit(tmp_path, [(sale(0), "valid"), (sale(1), "valid")], [])
     assert report.lost == 2
+
+
+def test_a_parked_sale_says_what_its_idempotency_claim_held(tmp_path: Path) -> None:
+    s0, s1 = sale(0), sale(1)
+    held = {"PROD-0": "INPROGRESS, still held at the end of the run", "PROD-1": None}
+    report = run_audit(
+        tmp_path,
+        [(s0, "valid"), (s1, "valid")],
+        [copy.deepcopy(s0), copy.deepcopy(s1)],
+        claim_status=lambda event: held[event["detail"]["productId"]],
+    )
+    assert report.in_dead_letters == 2 and report.lost == 0
+    assert sorted(report.parked_reasons) == [
+        "DLQ: event moved by a redrive (receive limit reached) or undeliverable by EventBridge; "
+        "idempotency claim INPROGRESS, still held at the end of the run",
+        "DLQ: event moved by a redrive (receive limit reached) or undeliverable by EventBridge; "
+        "idempotency claim absent (released)",
+    ]

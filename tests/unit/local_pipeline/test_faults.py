@@ -278,11 +278,14 @@ def test_the_process_clock_follows_the_simulated_clock_and_stands_still_between_
     seen: list[float] = []
     with ProcessClock(clock) as process:
         handler = process.wrap(lambda event, context: seen.append(dt.datetime.now(dt.UTC).timestamp()))
-        assert time.time() == start / 1000
+        assert time.time() > 1_790_000_000  # real until the first sync
         handler({}, None)
+        assert time.time() == start / 1000
         clock.advance_to(start + 185_000)
         assert time.time() == start / 1000  # not synced yet
         handler({}, None)
         assert time.time() == start / 1000 + 185
     assert seen == [start / 1000, start / 1000 + 185]
     assert time.time() > 1_790_000_000  # the real clock is back (later than 2026-09)
+    process.sync()  # outside the run: no effect
+    assert time.time() > 1_790_000_000
