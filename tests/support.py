@@ -119,8 +119,11 @@ class RecordingFirehose:
 
 
 def sqs_record(event: Any, message_id: str, receive_count: int = 1) -> dict[str, Any]:
-    """One SQS record as an event source mapping delivers it: ``event`` (or a raw string) as the body."""
-    body = event if isinstance(event, str) else json.dumps(event)
+    """One SQS record as an event source mapping delivers it: ``event`` (or a raw string) as the body.
+
+    The body is compact JSON, as EventBridge writes the events it sends to an SQS target.
+    """
+    body = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"))
     return {
         "messageId": message_id,
         "receiptHandle": f"AQEB{message_id}{receive_count}",

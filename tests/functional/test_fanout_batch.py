@@ -90,12 +90,17 @@ class UnprocessingDynamoDB:
 
 
 class ConcurrencyProbe:
-    """Wraps a client: every call waits a little and the most calls in flight at once are recorded."""
+    """Wraps a client and records the most calls in flight at once.
 
-    def __init__(self, client: Any, delay: float = 0.01) -> None:
+    The first ``together`` calls wait for each other at a barrier (up to 10 s): they all return only if the
+    handler let that many run at the same time.
+    """
+
+    def __init__(self, client: Any, together: int) -> None:
         self._client = client
-        self._delay = delay
         self._lock = threading.Lock()
+        self._barrier = threading.Barrier(together, timeout=10)
+        self._waiting = together
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -108,8 +113,10 @@ class ConcurrencyProbe:
             with self._lock:
                 self.in_flight += 1
                 self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                wait, self._waiting = self._waiting > 0, self._waiting - 1
             try:
-                time.sleep(self._delay)
+                if wait:
+                    self._barrier.wait()
                 return target(*args, **kwargs)
             finally:
                 with self._lock:
@@ -523,9 +530,9 @@ def test_invalid_event_the_dlq_cannot_take_is_listed_not_lost(aws: dict[str, Any
 
 
 def test_batch_calls_run_concurrently_within_the_pool(aws: dict[str, Any]) -> None:
-    # GIVEN clients that hold each call 10 ms and record how many are in flight at once
+    # GIVEN a client whose first 4 calls return only once all 4 are in flight together
     session = aws["session"]
-    dynamodb = ConcurrencyProbe(session.client("dynamodb"))
+    dynamodb = ConcurrencyProbe(session.client("dynamodb"), together=4)
     fanout.configure(
         settings=FanoutSettings(SALES_TABLE, IDEMPOTENCY_TABLE, STREAM, aws["queue_url"], 1024, aws_call_concurrency=4),
         dynamodb=dynamodb,
@@ -536,7 +543,7 @@ def test_batch_calls_run_concurrently_within_the_pool(aws: dict[str, Any]) -> No
     # WHEN a batch of 12 sales runs
     response = fanout.lambda_handler(sqs_event([(f"m{n}", sale_event(n)) for n in range(12)]), CONTEXT)
 
-    # THEN its claims overlapped, never more than the pool allows
+    # THEN its claims overlapped (a serial chain would break the barrier), never more than the pool allows
     assert _listed(response) == []
     assert dynamodb.most_in_flight == 4
 
@@ -549,6 +556,7 @@ def test_clients_built_by_the_service_have_one_connection_per_pool_thread(aws: d
         assert service.records._client.meta.config.max_pool_connections == 48
         assert service.sender._client.meta.config.max_pool_connections == 48
         assert service.dead_letters._client.meta.config.max_pool_connections == 48
+        assert service.records._client.meta.config.retries["mode"] == "standard"
     finally:
         service.close()
 
@@ -571,3 +579,47 @@ def test_delivery_incomplete_is_what_a_sale_failed_by_firehose_entries_carries(a
     assert outcome.kind == "failed"
     assert isinstance(outcome.error, DeliveryIncomplete)
     assert result.firehose_resends == service.sender.max_attempts - 1
+
+
+class FailingIdempotencyWrites:
+    """Wraps the moto client: BatchWriteItem to the idempotency table fails while ``failing`` is set."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.failing = True
+
+    def batch_write_item(self, RequestItems: dict[str, Any], **kwargs: Any) -> Any:  # noqa: N803
+        if self.failing and IDEMPOTENCY_TABLE in RequestItems:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "BatchWriteItem")
+        return self._client.batch_write_item(RequestItems=RequestItems, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class _ShortContext(FakeLambdaContext):
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 200
+
+
+def test_unrecorded_completions_and_releases_lose_nothing_and_lapse_with_the_invocation(aws: dict[str, Any]) -> None:
+    # GIVEN the idempotency table refuses the batch's completions and releases; Firehose throttles sale 2's entry
+    dynamodb = FailingIdempotencyWrites(aws["session"].client("dynamodb"))
+    firehose = RecordingFirehose(fail_entries={n: {1} if n == 1 else {0} for n in range(1, 5)})
+    _configure(aws, firehose=firehose, dynamodb=dynamodb)
+    batch = sqs_event([("m1", sale_event(1)), ("m2", sale_event(2))])
+
+    # WHEN the batch runs in an invocation with 200 ms left
+    response = fanout.lambda_handler(batch, _ShortContext())
+
+    # THEN sale 1 is done (not listed, though its record stays INPROGRESS); sale 2 failed and is listed
+    assert _listed(response) == ["m2"]
+    assert _sales_in_firehose(firehose) == Counter({sale_of(1): 1})
+
+    # WHEN SQS redelivers m2 after that invocation's time is over, THEN its lapsed claim is taken and it completes
+    dynamodb.failing = False
+    _recover(firehose)
+    time.sleep(0.3)
+    assert _listed(fanout.lambda_handler(redelivery(batch, response), CONTEXT)) == []
+    _exactly_once(aws, firehose, [1, 2])
