@@ -186,6 +186,10 @@ def _cents(value: Any) -> float:
     return round(float(value), 2)
 
 
+#: Largest value of a Glue ``int`` column (32-bit signed).
+_INT32_MAX = 2**31 - 1
+
+
 def _non_negative_int(value: Any) -> int:
     if type(value) is float and value.is_integer():
         value = int(value)
@@ -193,6 +197,8 @@ def _non_negative_int(value: Any) -> int:
         raise _BadValue("must be an integer")
     if value < 0:
         raise _BadValue("must not be negative")
+    if value > _INT32_MAX:  # the Glue column is int (32-bit): Parquet conversion would fail the record
+        raise _BadValue(f"must be at most {_INT32_MAX}")
     return value
 
 

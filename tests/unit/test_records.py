@@ -145,3 +145,21 @@ def test_schema_has_no_data_column_repeating_a_partition_key_and_lowercase_names
 def test_sale_date_must_be_a_whole_iso_date_or_timestamp(value: str) -> None:
     with pytest.raises(RecordRejected, match="soldDate: must be an ISO date"):
         NORMALISER.normalise(_record(soldDate=value))
+
+
+def test_days_to_sell_beyond_the_int_column_is_rejected_not_left_to_parquet_conversion() -> None:
+    # Found by tests/functional/test_handler_properties.py: 2**31 passed as Ok, then failed Parquet conversion.
+    import pytest
+
+    import glue_schemas
+    from transform_lambda.records import RecordRejected, SaleNormaliser
+
+    normaliser = SaleNormaliser(glue_schemas.sales_history(), embedding_dimension=2, tenant_id_pattern=r"^[a-z-]+$")
+    record = {
+        "eventId": "e1", "eventTime": "2025-12-30T10:15:00Z", "saleId": "s1", "productId": "p1", "tenantId": "t-a",
+        "category": "bags", "brand": "B", "condition": "good", "listedPrice": 1, "salePrice": 1,
+        "soldDate": "2025-12-30", "daysToSell": 2**31 - 1, "embedding": [0.5, 0.5],
+    }  # fmt: skip
+    assert normaliser.normalise(record)[0]["days_to_sell"] == 2**31 - 1
+    with pytest.raises(RecordRejected, match="daysToSell: must be at most 2147483647"):
+        normaliser.normalise({**record, "daysToSell": 2**31})
