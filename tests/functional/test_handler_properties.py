@@ -23,6 +23,7 @@ import copy
 import datetime as dt
 import json
 import math
+import os
 import string
 from collections.abc import Iterator
 from typing import Any
@@ -52,6 +53,9 @@ DYNAMODB_WRITES = frozenset({"put_item", "update_item", "delete_item", "batch_wr
 #: How many events the fan-out property draws (the brief asks for at least 1,000 events and records all told).
 FANOUT_EXAMPLES = 1000
 TRANSFORM_EXAMPLES = 400
+#: The same examples on every run, so CI is reproducible; HYPOTHESIS_EXPLORE=1 draws new ones (how the
+#: mismatches below were found).
+DERANDOMIZE = not os.environ.get("HYPOTHESIS_EXPLORE")
 
 
 class Recording:
@@ -250,8 +254,6 @@ FANOUT_EVENTS = st.one_of(malformed_events(), valid_sales())
 @pytest.fixture(scope="module")
 def moto_clients() -> Iterator[dict[str, Any]]:
     """One in-process moto for the whole module (examples share the tables; a repeat sale is a duplicate)."""
-    import os
-
     import boto3
     from moto import mock_aws
 
@@ -311,6 +313,7 @@ def _same_json(left: Any, right: Any) -> bool:
 @settings(
     max_examples=FANOUT_EXAMPLES,
     deadline=None,
+    derandomize=DERANDOMIZE,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 @given(event=FANOUT_EVENTS)
@@ -376,6 +379,7 @@ def _accepted(body: str) -> bool:
 @settings(
     max_examples=BATCH_EXAMPLES,
     deadline=None,
+    derandomize=DERANDOMIZE,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 @given(bodies=sqs_bodies())
@@ -447,7 +451,12 @@ def firehose_payloads(draw: st.DrawFn) -> bytes:
     return text.encode()
 
 
-@settings(max_examples=TRANSFORM_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=TRANSFORM_EXAMPLES,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(payloads=st.lists(firehose_payloads(), min_size=1, max_size=4))
 def test_transform_answers_every_record_and_every_ok_row_fits_the_glue_schema(payloads: list[bytes]) -> None:
     # GIVEN a Firehose batch of odd records
