@@ -29,7 +29,7 @@ MATRIX: dict[str, str] = {
     "firehose-unavailable": "firehose-unavailable=0.3",
     "firehose-partial": "firehose-partial=0.3",
     "fanout-crash": "fanout-crash=0.2",
-    "transform-error": "transform-error=0.3",
+    "transform-error": "transform-error=0.7",
     "s3-unavailable": "s3-unavailable=0.3",
     "sqs-redelivery": "sqs-redelivery=0.2",
     "all": "dynamodb-throttle=0.1,firehose-unavailable=0.1,firehose-partial=0.1,fanout-crash=0.1,"
