@@ -4,22 +4,20 @@
 runner hands to the handlers and to the local Firehose; the handlers themselves are never changed. Each fault is
 injected where AWS would produce it:
 
-================== ====================================================================================
-dynamodb-throttle  a fan-out DynamoDB call fails with ``ProvisionedThroughputExceededException`` or
-                   ``ThrottlingException`` (a botocore ``ClientError``, as after botocore's own retries);
-                   a BatchWriteItem either fails so or succeeds with some requests in ``UnprocessedItems``
-firehose-unavailable a PutRecordBatch call fails as a whole with ``ServiceUnavailableException``
-firehose-partial   a PutRecordBatch call succeeds with some entries failed (``FailedPutCount > 0``)
-fanout-crash       the fan-out invocation dies as a timeout would: after its DynamoDB writes, at its
-                   PutRecordBatch, before Firehose accepted anything. :class:`FanoutCrash` is a
-                   ``BaseException`` the handler cannot catch, and every later AWS call of the same
-                   invocation raises it too, so no clean-up runs: the idempotency claim stays INPROGRESS
-transform-error    a transform invocation fails (Firehose retries it ``NumberOfRetries`` times, then
-                   writes the batch to ``processing-failed``)
-s3-unavailable     an S3 PutObject by the local Firehose fails (503 SlowDown / ServiceUnavailable, 500
-                   InternalError); Firehose retries delivery, nothing is dropped
-sqs-redelivery     the buffer queue delivers a message again although it was deleted (at-least-once)
-================== ====================================================================================
+- ``dynamodb-throttle``: a fan-out DynamoDB call fails with ``ProvisionedThroughputExceededException`` or
+  ``ThrottlingException`` (a botocore ``ClientError``, as after botocore's own retries); a BatchWriteItem either
+  fails so or succeeds with some requests in ``UnprocessedItems``.
+- ``firehose-unavailable``: a PutRecordBatch call fails as a whole with ``ServiceUnavailableException``.
+- ``firehose-partial``: a PutRecordBatch call succeeds with some entries failed (``FailedPutCount > 0``).
+- ``fanout-crash``: the fan-out invocation dies as a timeout would: after its DynamoDB writes, at its
+  PutRecordBatch, before Firehose accepted anything. :class:`FanoutCrash` is a ``BaseException`` the handler
+  cannot catch, and every later AWS call of the same invocation raises it too, so no clean-up runs: the
+  idempotency claims stay INPROGRESS. :func:`crashable` reports it to the runtime as Lambda's timeout.
+- ``transform-error``: a transform invocation fails (Firehose retries it ``NumberOfRetries`` times, then writes
+  the batch to ``processing-failed``).
+- ``s3-unavailable``: an S3 PutObject by the local Firehose fails (503 SlowDown / ServiceUnavailable, 500
+  InternalError); Firehose retries the delivery, nothing is dropped.
+- ``sqs-redelivery``: the buffer queue delivers a message again although it was deleted (at-least-once).
 
 Rates are probabilities per call (per invocation for ``transform-error``, per deleted message for
 ``sqs-redelivery``), drawn from the run's seed: the same seed and spec inject the same faults. Draws for calls

@@ -70,3 +70,16 @@ def test_the_audit_keeps_a_few_bytes_per_sale_not_the_events() -> None:
     # THEN what it holds is a small multiple of 10 bytes a sale (dict slots and bytes objects; 96 measured), not
     # the events (each ~20 KB with its embedding)
     assert held < 200 * 101_000, f"{held / 101_000:.0f} bytes per event"
+
+
+def test_the_help_names_every_fault_there_is(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI spells the names out (importing the fault module would slow --help): this keeps them in step.
+    from local_pipeline.faults import FAULTS
+
+    monkeypatch.setenv("COLUMNS", "2000")  # no wrapping (argparse may break lines at hyphens)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    shown = capsys.readouterr().out
+    assert [name for name in FAULTS if name not in shown] == []
