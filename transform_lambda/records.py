@@ -234,7 +234,9 @@ def _timestamp(value: Any) -> str:
         moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     else:
         raise _BadValue("must be an ISO 8601 timestamp")
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    # The year formatted by hand: glibc's strftime("%Y") does not zero-pad years below 1000 ("27-06-17 ..."),
+    # which no Hive timestamp reader accepts.
+    return f"{moment.year:04d}-" + moment.strftime("%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def _preview(value: Any, limit: int = 120) -> str:
