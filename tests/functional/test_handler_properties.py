@@ -174,10 +174,8 @@ def valid_sales(draw: st.DrawFn) -> dict[str, Any]:
     event = copy.deepcopy(BASE_EVENT)
     detail = event["detail"]
     event["id"] = draw(_identifier(64))
-    # Years 1001-9998: the edges are KNOWN_MISMATCHES (below), each pinned by its own strict-xfail test.
-    moment = draw(
-        st.datetimes(dt.datetime(1001, 1, 1), dt.datetime(9998, 12, 31), timezones=st.none() | st.timezones())
-    )
+    # Every year; not the first and last day of datetime's range, where a UTC offset overflows (KNOWN_MISMATCHES).
+    moment = draw(st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30), timezones=st.none() | st.timezones()))
     event["time"] = moment.isoformat()
     detail["productId"] = draw(_identifier(48))
     detail["tenantId"] = draw(st.from_regex(pipeline_config.load()["tenant_id_pattern"].replace("$", r"\Z")))
@@ -488,9 +486,6 @@ def test_transform_answers_every_record_and_every_ok_row_fits_the_glue_schema(pa
 #: Events the fan-out accepts but the lake cannot hold: found by the property above with unbounded times and text.
 #: Each is a strict xfail, so the day the fan-out rejects it (or the transform copes) the test says so.
 KNOWN_MISMATCHES = {
-    # The transform writes event_time with strftime("%Y"), which glibc does not zero-pad below year 1000:
-    # "27-06-17 07:47:56.000" is no timestamp for the OpenX SerDe -> format-conversion-failed (error prefix).
-    "time-year-below-1000": ("time", "0027-06-17T07:47:56"),
     # Converting to UTC leaves datetime's range: OverflowError in the transform -> ProcessingFailed (error prefix).
     "time-before-year-1-in-utc": ("time", "0001-01-01T00:00:00+01:00"),
     "time-after-year-9999-in-utc": ("time", "9999-12-31T23:59:59-01:00"),
