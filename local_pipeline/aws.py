@@ -157,9 +157,10 @@ class EmbeddedAws:
     def spill_sales_items(self) -> int:
         """Move the sales table's items out of in-process moto into a temporary gzip JSONL file; return how many.
 
-        moto holds each ~4.4 KB sales item as ~10 KB of Python objects, ~1 GB for a 100,000-event run, and the
-        pipeline never reads them back (duplicates are recognised by the idempotency table, which stays). The
-        items are kept, on disk: :meth:`sales_items` yields them all. Against an endpoint this does nothing
+        moto holds each ~4.4 KB sales item as ~10 KB of Python objects (and keeps every item object it ever
+        made in an instance list), ~1 GB for a 100,000-event run, and the pipeline never reads them back
+        (duplicates are recognised by the idempotency table, which stays). The items are kept, on disk:
+        :meth:`sales_items` yields them all. Against an endpoint this does nothing
         (the items live in the server's memory, not this process's).
         """
         if self.endpoint_url is not None:
@@ -177,6 +178,12 @@ class EmbeddedAws:
                     moved += 1
         table.items.clear()
         self.spilled_items += moved
+        # moto tracks every model instance it ever made (for its server's dashboard), so even replaced and
+        # spilled items would stay in memory: DynamoDB items are forgotten there (S3 keys are left alone: moto's
+        # reset disposes of their temporary files through that list).
+        from moto.dynamodb.models.dynamo_type import Item  # noqa: PLC0415
+
+        Item.instances_tracked.clear()  # type: ignore[attr-defined]
         return moved
 
     def sales_items(self) -> Iterator[dict[str, Any]]:

@@ -55,6 +55,7 @@ class MetricsRecorder:
 
     def __init__(self) -> None:
         self._cells: dict[tuple[str, str, Dimensions, str, int], Statistic] = {}
+        self._lock = threading.Lock()
         self.first_ms: int | None = None
         self.last_ms: int | None = None
         #: Datapoints sent by :meth:`put` so far.
@@ -66,12 +67,13 @@ class MetricsRecorder:
         """Record one observation of ``name`` at simulated ``at_ms``."""
         minute = at_ms - at_ms % _MINUTE_MS
         key = (namespace, name, tuple(sorted(dimensions.items())), unit, minute)
-        cell = self._cells.get(key)
-        if cell is None:
-            cell = self._cells[key] = Statistic()
-        cell.add(float(value))
-        self.last_ms = at_ms if self.last_ms is None else max(self.last_ms, at_ms)
-        self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
+        with self._lock:  # the fan-out's thread pool records too (its dead letters)
+            cell = self._cells.get(key)
+            if cell is None:
+                cell = self._cells[key] = Statistic()
+            cell.add(float(value))
+            self.last_ms = at_ms if self.last_ms is None else max(self.last_ms, at_ms)
+            self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def __len__(self) -> int:
         return len(self._cells)

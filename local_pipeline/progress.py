@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -30,7 +31,17 @@ class Progress:
         if _is_terminal(out):
             from tqdm import tqdm  # noqa: PLC0415 - only a terminal needs it
 
-            self._bar = tqdm(total=total, unit=f" {unit}", file=out, dynamic_ncols=True, smoothing=0.1, leave=True)
+            # A terminal that reports no width (some pseudo-terminals) would get an empty bar: assume 100 columns.
+            width = shutil.get_terminal_size((100, 20)).columns
+            self._bar = tqdm(
+                total=total,
+                unit=f" {unit}",
+                file=out,
+                ncols=width if width > 0 else 100,
+                dynamic_ncols=width > 0,
+                smoothing=0.1,
+                leave=True,
+            )
 
     def update(self, done: int) -> None:
         """``done`` events have been offered so far."""

@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -35,6 +36,7 @@ import orjson
 
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
+from fanout_lambda.adapters import FirehoseSender
 from fanout_lambda.claims import IdempotencyRecords
 from fanout_lambda.sale import idempotency_key
 from fanout_lambda.settings import FanoutSettings
@@ -268,6 +270,77 @@ class Services:
     emf: EmfLogSink | None = None
     faults: FaultInjector | None = None
     process_clock: ProcessClock | None = None
+    dead_letters: DeadLetterGauge | None = None
+
+
+class DeadLetterGauge:
+    """Every message the dead-letter queue receives: its ``AWS/SQS`` metrics (messages sent, visible, age of
+    the oldest), its kind, and its body written to ``sink`` (``dead_letters.jsonl``), one per line.
+
+    Nothing consumes the DLQ during a run, so what was sent is what is left in it: the visible count is every
+    message sent so far, the oldest is the first one, and the file is written as messages arrive instead of
+    read back at the end (moto's ReceiveMessage took minutes for a few thousand large messages).
+    """
+
+    def __init__(
+        self, metrics: MetricsRecorder, clock: SimulatedClock, queue_name: str, sink: IO[str] | None = None
+    ) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._dimensions = {"QueueName": queue_name}
+        self._sink = sink
+        self._lock = threading.Lock()  # the fan-out sends its dead letters from its thread pool
+        self.sent = 0
+        self.kinds: Counter[str] = Counter()
+        self._first_ms: int | None = None
+
+    def record(self, bodies: list[str]) -> None:
+        """These message bodies arrived now."""
+        now = self._clock.now_ms
+        with self._lock:
+            for body in bodies:
+                self.kinds[_dead_letter_kind(body)] += 1
+                if self._sink is not None:
+                    # The body as the queue holds it, one per line (re-serialised only if it spans lines).
+                    self._sink.write((body if "\n" not in body else json.dumps(json.loads(body))) + "\n")
+            if bodies:
+                self.sent += len(bodies)
+                self._first_ms = now if self._first_ms is None else self._first_ms
+                self._metrics.add("AWS/SQS", "NumberOfMessagesSent", len(bodies), "Count", now, self._dimensions)
+        self.depth()
+
+    def depth(self) -> None:
+        """Record the queue's depth and oldest message's age at the simulated now."""
+        now = self._clock.now_ms
+        age = (now - self._first_ms) / 1000 if self._first_ms is not None else 0
+        add = self._metrics.add
+        add("AWS/SQS", "ApproximateNumberOfMessagesVisible", self.sent, "Count", now, self._dimensions)
+        add("AWS/SQS", "ApproximateAgeOfOldestMessage", age, "Seconds", now, self._dimensions)
+
+
+class MeteredSqs:
+    """An SQS client that reports the messages it sends to the dead-letter queue to a :class:`DeadLetterGauge`
+    (what CloudWatch would count); every call goes to the real client unchanged."""
+
+    def __init__(self, client: Any, gauge: DeadLetterGauge) -> None:
+        self._client = client
+        self._gauge = gauge
+
+    def send_message(self, **kwargs: Any) -> Any:
+        """SendMessage, recorded once it succeeded."""
+        response = self._client.send_message(**kwargs)
+        self._gauge.record([kwargs["MessageBody"]])
+        return response
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        """SendMessageBatch, its successful entries recorded."""
+        response = self._client.send_message_batch(**kwargs)
+        sent = {entry["Id"] for entry in response.get("Successful", [])}
+        self._gauge.record([entry["MessageBody"] for entry in kwargs["Entries"] if entry["Id"] in sent])
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class InFlight:
@@ -332,14 +405,15 @@ def run(
         with (
             EmbeddedAws(region=options.region, endpoint_url=options.endpoint_url) as aws,
             _lambda_output(options.lambda_log) as lambda_log,
+            (staged / DEAD_LETTERS_FILE).open("w", encoding="utf-8") as dead_letters,
         ):
             aws.create_resources(buffer_queue=trigger == "queue")
-            services = build_services(aws, config, options, trigger, lambda_log=lambda_log)
+            services = build_services(aws, config, options, trigger, lambda_log=lambda_log, dead_letters=dead_letters)
             if wrap is not None:
                 services = wrap(services)
             progress = Progress(total, _progress_stream(out), detail=lambda: _progress_detail(summary, services))
-            # The process clock stays on the simulated clock until the DLQ is read: its messages were sent at
-            # simulated moments, and SQS (moto) drops those older than the retention period at receive.
+            # The process clock stays on the simulated clock through _finish: what it stores (metrics, messages)
+            # is stamped at simulated moments, as the handlers' own writes were.
             with services.process_clock or contextlib.nullcontext():
                 try:
                     simulate(audit.observe(_events(options, total)), services, summary, progress=progress.update)
@@ -349,6 +423,7 @@ def run(
                 if services.process_clock is not None:
                     services.process_clock.sync()
                 _finish(services, summary, staged)
+            dead_letters.flush()  # written as they arrived; the audit reads the file
             summary.audit = _audit(audit, services, staged)
         summary.seconds = time.perf_counter() - started
         _write_json(staged / SUMMARY_FILE, summary.as_json())
@@ -377,8 +452,10 @@ def build_services(
     trigger: Trigger,
     *,
     lambda_log: IO[str] | None = None,
+    dead_letters: IO[str] | None = None,
 ) -> Services:
-    """Wire the simulated services of one run (the embedded AWS already holds its resources)."""
+    """Wire the simulated services of one run (the embedded AWS already holds its resources); every message
+    the dead-letter queue receives is written to ``dead_letters``."""
     clock = SimulatedClock(0)
     metrics = MetricsRecorder()
     in_flight = InFlight()
@@ -406,21 +483,20 @@ def build_services(
         metrics=metrics,
         origin_of=in_flight.origin_of,
     )
+    dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue, dead_letters)
     fanout = LambdaFunction(
         FANOUT_FUNCTION,
-        process_clock.wrap(_fanout_entry(aws, config, stream, faults)),
+        process_clock.wrap(_fanout_entry(aws, config, stream, faults, dlq)),
         clock=clock,
         region=options.region,
         metrics=metrics,
         timeout_ms=FANOUT_TIMEOUT_MS,
     )
     emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
-    sqs = aws.client("sqs")
-    dlq_name = aws.names.dead_letter_queue
+    sqs = MeteredSqs(aws.client("sqs"), dlq)
 
     def to_dlq(body: str) -> None:
         sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
-        metrics.add("AWS/SQS", "NumberOfMessagesSent", 1, "Count", clock.now_ms, {"QueueName": dlq_name})
 
     services = Services(
         aws=aws,
@@ -437,6 +513,7 @@ def build_services(
         emf=emf,
         faults=faults,
         process_clock=process_clock,
+        dead_letters=dlq,
     )
     if trigger == "queue":
         queue = BufferQueue(
@@ -469,36 +546,41 @@ def build_services(
 
 
 def _fanout_entry(
-    aws: EmbeddedAws, config: StreamConfig, stream: LocalDeliveryStream, faults: FaultInjector | None
+    aws: EmbeddedAws,
+    config: StreamConfig,
+    stream: LocalDeliveryStream,
+    faults: FaultInjector | None,
+    dlq: DeadLetterGauge,
 ) -> Callable[[Any, Any], Any]:
     """Configure the fan-out's container (its clients wrapped when faults are injected); return its entry point.
 
     A crashed invocation's environment is replaced, as Lambda replaces one after a timeout: the dead invocation's
     pool threads are waited for (so none of them writes after its death), then a fresh service is built.
     """
-
-    def build() -> Any:
-        if faults is None:
-            return fanout_handler.configure(
-                settings=_fanout_settings(aws, config),
-                dynamodb=aws.client("dynamodb"),
-                firehose=stream,
-                sqs=aws.client("sqs"),
-            )
-        return fanout_handler.configure(
-            settings=_fanout_settings(aws, config),
-            dynamodb=FaultyDynamoDB(aws.client("dynamodb"), faults),
-            firehose=FaultyFirehose(stream, faults),
-            sqs=FaultySqs(aws.client("sqs"), faults),
+    sqs: Any = MeteredSqs(aws.client("sqs"), dlq)
+    dynamodb: Any = aws.client("dynamodb")
+    firehose: Any = stream
+    if faults is not None:
+        dynamodb, firehose, sqs = (
+            FaultyDynamoDB(dynamodb, faults),
+            FaultyFirehose(stream, faults),
+            FaultySqs(sqs, faults),
         )
 
-    service = [build()]
+    def build() -> Any:
+        service = fanout_handler.configure(
+            settings=_fanout_settings(aws, config), dynamodb=dynamodb, firehose=firehose, sqs=sqs
+        )
+        _simulated_backoff(service, firehose, config.stream_name)
+        return service
+
+    current = [build()]
     if faults is None:
         return fanout_handler.lambda_handler
 
     def replace_environment() -> None:
-        service[0].executor.shutdown(wait=True)
-        service[0] = build()
+        current[0].executor.shutdown(wait=True)
+        current[0] = build()
 
     return crashable(
         fanout_handler.lambda_handler,
@@ -555,6 +637,24 @@ def _claim_status(services: Services) -> Callable[[Any], str | None]:
         return state
 
     return status
+
+
+def _simulated_backoff(service: Any, stream: Any, stream_name: str) -> None:
+    """Give the fan-out a Firehose sender whose backoff between resends takes no wall-clock time.
+
+    The handler's sender sleeps (capped exponential backoff, full jitter: at most ~0.35 s in all) before
+    resending failed entries. The simulated clock does not move inside an invocation, so here the resends
+    happen in the same simulated second, which is where most of them land in AWS too; what the sleep would
+    cost is wall time only. Same class, same limits, same retries: only ``sleep`` differs.
+    """
+    sender = FirehoseSender(stream, stream_name, sleep=_no_wait)
+    service.sender = sender
+    if hasattr(service, "batch"):
+        service.batch.sender = sender
+
+
+def _no_wait(seconds: float) -> None:
+    """A backoff that does not wait (see :func:`_simulated_backoff`)."""
 
 
 def simulate(
@@ -649,11 +749,7 @@ def _finish(services: Services, summary: RunSummary, staged: Path) -> None:
         )
     summary.metric_datapoints = services.metrics.put(aws.client("cloudwatch"))
     summary.metric_names = aws.metric_names("AWS/Firehose")
-    with (staged / DEAD_LETTERS_FILE).open("w", encoding="utf-8") as dead_letters:
-        for body in aws.read_dead_letters():
-            summary.dead_letter_kinds[_dead_letter_kind(dead_letter_body(body))] += 1
-            # The body as the queue holds it, one per line (re-serialised only if it spans lines).
-            dead_letters.write((body if "\n" not in body else json.dumps(json.loads(body))) + "\n")
+    summary.dead_letter_kinds = services.dead_letters.kinds if services.dead_letters is not None else Counter()
     for key in aws.keys():  # noqa: SIM118 - the lake bucket's keys, not a dict's
         if key.startswith(config.table_prefix):
             summary.lake_keys += 1
@@ -674,8 +770,14 @@ class _Idle:
         return True
 
 
-def _dead_letter_kind(body: dict[str, Any]) -> str:
+def _dead_letter_kind(text: str) -> str:
     """Which of the DLQ's message kinds (COMMON.md) a body is."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return "not_json"
+    if not isinstance(body, dict):
+        return "not_json"
     if "requestContext" in body:
         return "fanout_failed_after_async_retries"
     if "errorType" in body and ("event" in body or "eventGzipBase64" in body):

@@ -39,10 +39,9 @@ def test_under_the_fault_nothing_is_lost_and_nothing_is_twice_after_dedup(
     # AND whatever is parked says why
     assert sum(audit.parked_reasons.values()) == audit.in_dead_letters + audit.in_error_prefix
     # AND a crashed invocation's claim lapses before its sale comes again: no sale ends in the DLQ for meeting a
-    # live claim on its last delivery, and the queue's five receives absorb any one fault at these rates
+    # live claim on its last delivery (a sale whose every delivery failed on a throttle may park, with that reason)
     assert not any("InProgress" in r or "still held" in r for r in audit.parked_reasons), audit.lines()
-    if trigger == "queue" and fault != "all":
-        assert audit.in_dead_letters == 0, audit.lines()
+    assert "unknown" not in audit.parked_reasons
     # AND the fault really fired and was answered (sqs-redelivery needs the buffer queue)
     if fault == "sqs-redelivery" and trigger == "direct":
         assert summary.faults_injected == {}

@@ -419,3 +419,66 @@ def test_both_triggers_deliver_the_same_lake(burst_run: tuple[RunSummary, Path],
     assert queue_summary.fanout_invocations < direct.fanout_invocations
     assert sorted(r["event_id"] for r, _ in lake_rows(out)) == sorted(r["event_id"] for r, _ in lake_rows(queue_out))
     assert +direct.outcomes == +queue_summary.outcomes
+
+
+def test_a_rerun_replaces_only_what_the_tool_wrote_and_refuses_a_folder_with_anything_else(tmp_path: Path) -> None:
+    from local_pipeline.runner import RunError
+
+    out = tmp_path / "lake"
+    first = run(RunOptions(events=20, seed=1, out=out, dashboards=False), out=io.StringIO())
+    first_files = set(mirrored_keys(out))
+    assert first.mirrored == len(first_files) > 0
+    # a second run (another seed: other object names) replaces the first run's files, leaving none behind
+    second = run(RunOptions(events=20, seed=2, out=out, dashboards=False), out=io.StringIO())
+    second_files = set(mirrored_keys(out))
+    assert second.mirrored == len(second_files)
+    assert first_files.isdisjoint(second_files)
+    # a file a person adds makes the next run refuse, naming it, and nothing is touched
+    (out / "sales_history" / "my-notes.txt").write_text("mine")
+    with pytest.raises(RunError, match=r"did not write \(sales_history/my-notes\.txt\)"):
+        run(RunOptions(events=20, seed=3, out=out, dashboards=False), out=io.StringIO())
+    assert (out / "sales_history" / "my-notes.txt").read_text() == "mine"
+    assert set(mirrored_keys(out)) == second_files | {"sales_history/my-notes.txt"}
+    assert not list(tmp_path.glob(".lake.partial-*"))  # the refused run left no staging folder
+
+
+def test_spilled_sales_items_are_kept_on_disk_and_read_back_once_each() -> None:
+    with EmbeddedAws() as aws:
+        aws.create_resources()
+        dynamodb = aws.client("dynamodb")
+
+        def put(pk: str, value: str) -> None:
+            item = {"PK": {"S": pk}, "SK": {"S": "SALE#1"}, "GSI2PK": {"S": "g"}, "GSI2SK": {"S": "d"}}
+            dynamodb.put_item(
+                TableName=aws.names.sales_table, Item={**item, "v": {"S": value}, "b": {"B": b"\x00\x01"}}
+            )
+
+        put("a", "1")
+        put("b", "1")
+        assert aws.spill_sales_items() == 2
+        assert dynamodb.scan(TableName=aws.names.sales_table)["Count"] == 0
+        put("b", "2")  # rewritten after the spill: the latest write wins
+        put("c", "1")
+        items = {item["PK"]["S"]: item["v"]["S"] for item in aws.sales_items()}
+    assert items == {"a": "1", "b": "2", "c": "1"}
+
+
+def test_a_burst_above_the_byte_quota_is_throttled_retried_and_still_delivered_once(tmp_path: Path) -> None:
+    # GIVEN 400 events in one simulated second, offered to a stream in a 1 MiB/s region (~95 sales/s of ~11 KB)
+    out = tmp_path / "lake"
+    summary = run(
+        RunOptions(events=400, seed=4, out=out, burst_seconds=1, region="ap-southeast-2", dashboards=False),
+        out=io.StringIO(),
+    )
+    written = json.loads((out / "summary.json").read_text())
+    # THEN concurrent batches meet the per-second quota together: entries are throttled and their messages
+    # come back after the visibility timeout, until every sale is in the lake exactly once
+    assert written["firehose_requests_per_second_quota"] == 1000
+    assert written["firehose_throttled_records"] > 0
+    assert written["events_retried"] > 0
+    kinds = Counter(g.kind for g in burst(BurstSpec(events=400, seed=4, burst_seconds=1)))
+    rows = Counter(r["event_id"] for r, _ in lake_rows(out))
+    assert set(rows.values()) == {1}
+    assert written["lake_rows"] + written["failed"] >= kinds["valid"] > 0
+    assert written["max_delivery_latency_seconds"] > 185  # at least one visibility timeout
+    assert summary.fanout_invocations > written["events_total"] / 500

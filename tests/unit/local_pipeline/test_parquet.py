@@ -172,3 +172,36 @@ def test_embedding_is_not_dictionary_encoded_and_row_groups_are_whole_buffers() 
 def test_arrow_schema_rejects_a_type_it_cannot_write() -> None:
     with pytest.raises(ValueError, match="map<string,int>"):
         arrow_schema({"columns": [{"name": "m", "type": "map<string,int>"}]})
+
+
+@pytest.mark.parametrize(
+    "embedding",
+    [
+        [0.5, -1, 2**70, 3.4e38],
+        [1e39],
+        [float("nan")],
+        [float("inf"), 1.0],
+        [1.0, float("nan")],
+        [True, 1.0],
+        ["1.5", 2.0],
+        [None, 1.0],
+        [10**400],
+        [],
+    ],
+)
+def test_the_embedding_fast_path_accepts_and_refuses_exactly_what_the_per_item_rules_do(embedding: list[Any]) -> None:
+    from local_pipeline import parquet
+
+    coerce = parquet._coercer("array<float>")
+    try:
+        expected: Any = [None if item is None else parquet._float(item) for item in embedding]
+    except (TypeError, ValueError, OverflowError) as exc:
+        expected = type(exc)
+    try:
+        got: Any = coerce(embedding)
+    except (TypeError, ValueError, OverflowError) as exc:
+        got = type(exc)
+    if isinstance(expected, list):
+        assert [float(x) if x is not None else None for x in got] == expected
+    else:
+        assert got is expected

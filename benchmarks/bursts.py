@@ -1,0 +1,137 @@
+"""``python -m benchmarks.bursts``: the same seeded burst offered to both triggers in two quota regions.
+
+Each cell is one ``sales-pipeline run`` (in-process, dashboards off) of the burst: ``--events`` events spread
+over ``events / rate`` simulated seconds, with ``--trigger queue|direct`` and ``--region``. Every figure in
+the table comes from that run's ``summary.json``; nothing is assumed. The table is printed and written into
+BENCHMARKS.md between the burst markers (``--no-write`` leaves the file alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+START, END = "<!-- burst-benchmarks:start -->", "<!-- burst-benchmarks:end -->"
+TRIGGERS = ("queue", "direct")
+#: eu-west-1 has the higher Direct PUT quotas (2,000 requests/s, 5 MiB/s); ap-southeast-2 the default ones.
+REGIONS = ("eu-west-1", "ap-southeast-2")
+
+
+@dataclass
+class Cell:
+    """One run's figures."""
+
+    trigger: str
+    region: str
+    summary: dict[str, Any]
+    wall_seconds: float
+
+
+def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds: int) -> Cell:
+    """One run of the burst; its summary.json."""
+    from local_pipeline.runner import RunOptions, run  # heavy imports only when measuring
+
+    with tempfile.TemporaryDirectory(prefix="burst-") as folder:
+        out = Path(folder) / "lake"
+        started = time.perf_counter()
+        run(
+            RunOptions(
+                events=events,
+                seed=seed,
+                out=out,
+                burst_seconds=burst_seconds,
+                region=region,
+                dashboards=False,
+                trigger=trigger,  # type: ignore[arg-type]
+            ),
+            out=io.StringIO(),
+        )
+        wall = time.perf_counter() - started
+        summary = json.loads((out / "summary.json").read_text())
+    return Cell(trigger, region, summary, wall)
+
+
+def table(cells: list[Cell]) -> list[str]:
+    """The markdown table of the cells."""
+    lines = [
+        "| trigger | region | Firehose requests | throttled requests | peak requests/s (quota) | throttled records "
+        "| fan-out invocations | events retried | events in the DLQ (failed) | lake rows | max delivery latency "
+        "| wall time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in cells:
+        s = cell.summary
+        lines.append(
+            f"| {cell.trigger} | {cell.region} | {s['firehose_put_requests']:,} | {s['firehose_throttled_requests']:,} "
+            f"| {s['firehose_peak_requests_per_second']:,} ({s['firehose_requests_per_second_quota']:,}) "
+            f"| {s['firehose_throttled_records']:,} | {s['fanout_invocations']:,} | {s['events_retried']:,} "
+            f"| {s['dead_letters']:,} ({s['failed']:,}) | {s['lake_rows']:,} "
+            f"| {s['max_delivery_latency_seconds']:,.0f} s | {cell.wall_seconds:,.0f} s |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every cell, print the table, write it to BENCHMARKS.md."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bursts", description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000, help="events in the burst (default: %(default)s)")
+    parser.add_argument("--rate", type=int, default=5_000, help="events per simulated second (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the burst (default: %(default)s)")
+    parser.add_argument("--trigger", choices=TRIGGERS, action="append", help="only this trigger (repeatable)")
+    parser.add_argument("--region", action="append", help="only this region (repeatable)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    args = parser.parse_args(argv)
+    burst_seconds = max(1, round(args.events / args.rate))
+    cells = []
+    for region in args.region or REGIONS:
+        for trigger in args.trigger or TRIGGERS:
+            print(f"{trigger} in {region}: {args.events:,} events over {burst_seconds} s ...", flush=True)
+            cell = run_cell(trigger, region, events=args.events, seed=args.seed, burst_seconds=burst_seconds)
+            print("\n".join(table([cell])[2:]), flush=True)
+            cells.append(cell)
+    command = "python -m benchmarks.bursts" + "".join(
+        f" {flag} {value}"
+        for flag, value, default in (
+            ("--events", args.events, 50_000),
+            ("--rate", args.rate, 5_000),
+            ("--seed", args.seed, 7),
+        )
+        if value != default
+    )
+    section = [
+        START,
+        f"Measured with `{command}` on {os.cpu_count()} cores, Python {platform.python_version()}: the seeded "
+        f"burst of {args.events:,} events at {args.rate:,} events/s ({burst_seconds} simulated seconds), each "
+        "cell one `sales-pipeline run` of it; figures from the run's summary.json.",
+        "",
+        *table(cells),
+        END,
+    ]
+    print("\n".join(section))
+    if not args.no_write:
+        _write("\n".join(section))
+        print(f"\nwrote {BENCHMARKS_MD.name}")
+    return 0
+
+
+def _write(section: str) -> None:
+    text = BENCHMARKS_MD.read_text()
+    if START in text and END in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n## Bursts (issue 8)\n\n" + section + "\n"
+    BENCHMARKS_MD.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
