@@ -1,8 +1,11 @@
-"""The whole pipeline on one machine: a local runtime faithful to Firehose, driving the real Lambdas.
+"""The whole pipeline on one machine: a local runtime faithful to the deployed services, driving the real Lambdas.
 
 Modules, one per concern: :mod:`.config` (the stream's configuration, read from the shared declarations),
-:mod:`.eventbridge` (rule pattern matching), :mod:`.generator` (seeded bursts), :mod:`.aws` (embedded moto or
-an endpoint), :mod:`.prefixes` (Firehose prefix expressions), :mod:`.parquet` (OpenX-like JSON to Parquet),
-:mod:`.firehose` (the local delivery stream), :mod:`.dashboards` (Athena SQL on DuckDB), :mod:`.runner` and
-:mod:`.cli`.
+:mod:`.eventbridge` (rule pattern matching), :mod:`.generator` (seeded bursts, streamed), :mod:`.aws` (embedded
+moto or an endpoint), :mod:`.buffer_queue` (the SQS buffer queue and Lambda's event source mapping),
+:mod:`.lambda_service` (invocations on the simulated clock, asynchronous retries), :mod:`.prefixes` (Firehose
+prefix expressions), :mod:`.parquet` (OpenX-like JSON to Parquet), :mod:`.firehose` (the local delivery stream
+and its quotas), :mod:`.metrics` (CloudWatch metrics per simulated minute, EMF extraction), :mod:`.out_folder`
+(the ``--out`` folder and its manifest), :mod:`.progress`, :mod:`.dashboards` (Athena SQL on DuckDB),
+:mod:`.runner` and :mod:`.cli`.
 """

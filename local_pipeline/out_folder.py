@@ -12,6 +12,7 @@ Rules (a command never deletes what a person made, and never deletes before what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ MANIFEST = ".sales-pipeline-lake"
 #: What a pre-manifest version of the tool wrote (its marker was plain text): top-level names and folders.
 _LEGACY_TOP_LEVEL = {"sales_history", "errors", "outputs.json"}
 _NAMED_AT_MOST = 3
+_created_parents: dict[Path, list[Path]] = {}
 
 
 class OutFolderError(ValueError):
@@ -55,7 +57,9 @@ def check(out: Path) -> None:
 def staging(out: Path) -> Path:
     """A new empty folder beside ``out`` where the run writes; :func:`commit` moves it in."""
     target = out.expanduser().absolute()
+    missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
+    _created_parents[target.parent] = missing  # removed again by discard() if the run fails
     folder = target.parent / f".{target.name}.partial-{os.getpid()}"
     if folder.exists():
         shutil.rmtree(folder)
@@ -88,8 +92,11 @@ def commit(staged: Path, out: Path) -> Path:
 
 
 def discard(staged: Path) -> None:
-    """Remove a staging folder after a failed run."""
+    """Remove a staging folder after a failed run, and the parent folders :func:`staging` had to create."""
     shutil.rmtree(staged, ignore_errors=True)
+    for folder in _created_parents.pop(staged.parent, []):  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: never anything that holds something
 
 
 def _files(root: Path) -> Iterator[str]:

@@ -134,3 +134,15 @@ def test_a_count_with_an_events_file_is_refused_not_ignored(
         build_parser().parse_args(argv)
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_failed_run_leaves_no_folder_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN --out under folders that do not exist yet, and a run that fails once it started
+    from local_pipeline import runner
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise runner.RunError("simulated failure")
+
+    monkeypatch.setattr(runner, "build_services", broken)
+    assert main(["run", "-n", "1", "--out", str(tmp_path / "a" / "b" / "lake")]) == 2
+    nothing_left(tmp_path)
