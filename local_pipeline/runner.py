@@ -493,10 +493,10 @@ def build_services(
         timeout_ms=FANOUT_TIMEOUT_MS,
     )
     emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
-    sqs = MeteredSqs(aws.client("sqs"), dlq)
 
     def to_dlq(body: str) -> None:
-        sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
+        aws.put_dead_letter(body)
+        dlq.record([body])
 
     services = Services(
         aws=aws,
