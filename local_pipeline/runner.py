@@ -412,17 +412,15 @@ def run(
             if wrap is not None:
                 services = wrap(services)
             progress = Progress(total, _progress_stream(out), detail=lambda: _progress_detail(summary, services))
-            # The process clock stays on the simulated clock through _finish: what it stores (metrics, messages)
-            # is stamped at simulated moments, as the handlers' own writes were.
+            # The process clock follows the simulated clock while the handlers run (their idempotency claims read
+            # the wall clock); it is released before the end phase, which stamps metrics against the real clock.
             with services.process_clock or contextlib.nullcontext():
                 try:
                     simulate(audit.observe(_events(options, total)), services, summary, progress=progress.update)
                 finally:
                     progress.close()
                     fanout_handler.reset()
-                if services.process_clock is not None:
-                    services.process_clock.sync()
-                _finish(services, summary, staged)
+            _finish(services, summary, staged)
             dead_letters.flush()  # written as they arrived; the audit reads the file
             summary.audit = _audit(audit, services, staged)
         summary.seconds = time.perf_counter() - started

@@ -52,3 +52,41 @@ def test_under_the_fault_nothing_is_lost_and_nothing_is_twice_after_dedup(
     fields = summary.as_json()
     assert fields["audit_lost"] == 0 and fields["audit_duplicated_after_dedup"] == 0
     assert {"audit_in_dead_letters", "audit_in_error_prefix", "faults_injected"} <= set(fields)
+
+
+def test_the_process_clock_follows_the_simulation_only_while_the_handlers_run(tmp_path: Path) -> None:
+    # GIVEN a run whose metrics put and fan-out invocations note the process clock they see
+    import io
+    import time
+
+    from local_pipeline.faults import FaultSpec
+    from local_pipeline.runner import RunOptions, Services, run
+
+    seen: dict[str, list[float]] = {"invocation": [], "metrics": []}
+
+    def spy(services: Services) -> Services:
+        put, invoke = services.metrics.put, services.fanout._handler
+
+        def metrics_put(*args: object, **kwargs: object) -> int:
+            seen["metrics"].append(time.time())
+            return put(*args, **kwargs)  # type: ignore[arg-type]
+
+        def fanout(event: object, context: object) -> object:
+            result = invoke(event, context)
+            seen["invocation"].append(time.time())
+            return result
+
+        services.metrics.put = metrics_put  # type: ignore[method-assign]
+        services.fanout._handler = fanout
+        return services
+
+    # WHEN it runs (a crash fault, so the claims' clock matters)
+    options = RunOptions(events=60, seed=3, out=tmp_path / "lake", burst_seconds=60, dashboards=False,
+                         trigger="direct", faults=FaultSpec.parse("fanout-crash=0.2"))  # fmt: skip
+    run(options, out=io.StringIO(), wrap=spy)
+
+    # THEN the handlers saw the burst's simulated time (January 2026), the metrics were put on the real clock
+    # (CloudWatch readers look at the last hours of wall-clock time)
+    burst_start = 1_768_467_600  # 2026-01-15T09:00:00Z, the generator's default start
+    assert seen["invocation"] and all(burst_start <= t < burst_start + 3600 for t in seen["invocation"])
+    assert seen["metrics"] and all(t > burst_start + 30 * 86400 for t in seen["metrics"])
