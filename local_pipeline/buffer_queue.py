@@ -106,6 +106,8 @@ class QueueStats:
     max_batch_bytes: int = 0
     max_age_ms: int = 0
     batches_closed_by: Counter[str] = field(default_factory=Counter)
+    #: Deleted messages delivered again (injected sqs-redelivery).
+    duplicate_deliveries: int = 0
 
 
 @dataclass(order=True)
@@ -135,6 +137,7 @@ class BufferQueue:
         metrics: MetricsRecorder | None = None,
         dead_letter_queue_name: str | None = None,
         on_done: Callable[[Message], None] | None = None,
+        redeliver: Callable[[Message], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.stats = QueueStats()
@@ -148,6 +151,8 @@ class BufferQueue:
         self._timing = timing or InvocationTiming()
         self._metrics = metrics
         self._on_done = on_done
+        # Fault injection (sqs-redelivery): asked at each delete whether this delete is lost (at-least-once).
+        self._redeliver = redeliver
         self._visible: deque[Message] = deque()
         self._visible_bytes = 0
         self._hidden: list[tuple[int, int, Message]] = []  # (visible again at, sequence, message): a heap
@@ -255,6 +260,12 @@ class BufferQueue:
             if message.message_id not in failed_ids:
                 self.stats.deleted += 1
                 self._metric("NumberOfMessagesDeleted", 1, "Count", self.queue_name)
+                if self._redeliver is not None and self._redeliver(message):
+                    # A standard queue is at-least-once: the deleted message comes back when its visibility
+                    # timeout runs out, same messageId, next receive count (and past the limit, the redrive).
+                    self.stats.duplicate_deliveries += 1
+                    failed.append(message)
+                    continue
                 self._done(message)
         heapq.heappush(self._in_flight, _InFlight(now + duration, next(self._sequence), failed))
         self.stats.max_in_flight = max(self.stats.max_in_flight, len(self._in_flight))

@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -76,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("lake"),
         help="folder the lake bucket is mirrored to, same key layout (default: %(default)s)",
     )
+    run.add_argument(
+        "--faults",
+        type=_faults,
+        default=None,
+        metavar="SPEC",
+        help="inject faults, e.g. dynamodb-throttle=0.1,fanout-crash=0.05: comma-separated NAME=RATE, RATE in 0-1 "
+        "drawn from --seed (reproducible). NAMEs: dynamodb-throttle, firehose-unavailable, firehose-partial, "
+        "fanout-crash, transform-error, s3-unavailable, sqs-redelivery. Every run ends with an audit of every "
+        "event; the exit status is 1 when one is lost",
+    )
     run.add_argument("--no-dashboards", dest="dashboards", action="store_false", help="skip the dashboard queries")
     run.add_argument(
         "--lambda-log",
@@ -136,12 +147,20 @@ def _run(args: argparse.Namespace) -> int:
         dashboards=args.dashboards,
         lambda_log=args.lambda_log,
         trigger=args.trigger,
+        **({"faults": args.faults} if args.faults is not None else {}),
     )
     try:
-        run(options)
+        summary = run(options)
     except RunError as exc:
         sys.stderr.write(f"sales-pipeline run: error: {exc}\n")
         return 2
+    audit = summary.audit
+    if audit is not None and not audit.ok:
+        sys.stderr.write(
+            f"sales-pipeline run: audit failed: {audit.lost} lost, {audit.duplicated_after_dedup} twice after "
+            f"dedup, {audit.unexpected_in_lake} in the lake never sent (see the summary and summary.json)\n"
+        )
+        return 1
     return 0
 
 
@@ -167,6 +186,15 @@ def _generate(args: argparse.Namespace) -> int:
         partial.unlink(missing_ok=True)
     sys.stderr.write(f"wrote {count} events to {target}\n")
     return 0
+
+
+def _faults(text: str) -> Any:
+    from local_pipeline.faults import FaultSpec, FaultSpecError  # noqa: PLC0415 - see build_parser
+
+    try:
+        return FaultSpec.parse(text)
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _integer(text: str) -> int:

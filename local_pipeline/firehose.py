@@ -69,6 +69,10 @@ HIGH_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 _MIB = 1024 * 1024
 _SLOW_DOWN = "Slow down."
 
+#: Firehose retries a failed S3 delivery every 5 s while it keeps the data: 24 h for Direct PUT (see _put_object).
+S3_RETRY_INTERVAL_MS = 5_000
+S3_RETRY_LIMIT_MS = 24 * 60 * 60 * 1000
+
 PROCESSING_FAILED = "processing-failed"
 FORMAT_CONVERSION_FAILED = "format-conversion-failed"
 #: The error prefix folder the buffering guide names for records past the active-partition limit.
@@ -156,6 +160,11 @@ class StreamStats:
     error_objects_written: int = 0
     partitions: set[str] = field(default_factory=set)
     max_active_partitions: int = 0
+    #: S3 PutObject attempts that failed and were retried, the longest an object waited for S3, and the records
+    #: Firehose discarded after retrying for its whole retention (24 h of failures; not reachable below rate 1).
+    s3_put_retries: int = 0
+    s3_max_retry_wait_ms: int = 0
+    s3_discarded_records: int = 0
 
 
 @dataclass
@@ -563,7 +572,8 @@ class LocalDeliveryStream:
         if converted.parquet is None:
             return
         body = converted.parquet
-        self._put_object(prefix, body, self.config.file_extension)
+        if self._put_object(prefix, body, self.config.file_extension, records=converted.rows) is None:
+            return
         self.stats.rows_delivered += converted.rows
         self.stats.objects_written += 1
         origin = partition.oldest_origin_ms if partition.oldest_origin_ms is not None else oldest
@@ -614,11 +624,17 @@ class LocalDeliveryStream:
     def _write_errors(self, error_type: str, lines: Sequence[Mapping[str, Any]], oldest_ms: int) -> None:
         prefix = evaluate(self.config.error_output_prefix, timestamp=_utc(oldest_ms), error_output_type=error_type)
         body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
-        self._put_object(prefix, body)
-        self.stats.error_objects_written += 1
+        if self._put_object(prefix, body, records=len(lines)) is not None:
+            self.stats.error_objects_written += 1
 
-    def _put_object(self, prefix: str, body: bytes, file_extension: str = "") -> str:
-        """Write one object; error objects hold JSON lines, not Parquet, so they get no format extension."""
+    def _put_object(self, prefix: str, body: bytes, file_extension: str = "", records: int = 0) -> str | None:
+        """Write one object; error objects hold JSON lines, not Parquet, so they get no format extension.
+
+        A failed PutObject is retried as Firehose retries an S3 delivery: every 5 seconds, for as long as it
+        keeps the records (24 hours for Direct PUT), then the data is discarded (Amazon Data Firehose Developer
+        Guide, "Handling data delivery failure" (Amazon S3) and "Troubleshoot errors in Amazon Data Firehose").
+        The waits are counted, not spent on the simulated clock. Returns the key, or None if discarded.
+        """
         key = object_key(
             prefix,
             stream_name=self.config.stream_name,
@@ -626,8 +642,19 @@ class LocalDeliveryStream:
             delivered_at=_utc(self._clock.now_ms),
             file_extension=file_extension,
         )
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
-        return key
+        waited_ms = 0
+        while True:
+            try:
+                self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
+            except ClientError:
+                if waited_ms >= S3_RETRY_LIMIT_MS:
+                    self.stats.s3_discarded_records += records
+                    return None
+                self.stats.s3_put_retries += 1
+                waited_ms += S3_RETRY_INTERVAL_MS
+                continue
+            self.stats.s3_max_retry_wait_ms = max(self.stats.s3_max_retry_wait_ms, waited_ms)
+            return key
 
     # -- metrics ---------------------------------------------------------------------------------------------
 

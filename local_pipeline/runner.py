@@ -37,13 +37,28 @@ import orjson
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
 from fanout_lambda.adapters import FirehoseSender
+from fanout_lambda.claims import IdempotencyRecords
+from fanout_lambda.sale import idempotency_key
 from fanout_lambda.settings import FanoutSettings
+from fanout_lambda.validation import validator
 from local_pipeline import out_folder
-from local_pipeline.aws import EmbeddedAws
+from local_pipeline.audit import Audit, AuditReport
+from local_pipeline.aws import EmbeddedAws, dead_letter_body
 from local_pipeline.buffer_queue import BufferQueue, BufferQueueSettings
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import QueryResult, render, run_dashboards
 from local_pipeline.eventbridge import matches
+from local_pipeline.faults import (
+    FaultInjector,
+    FaultSpec,
+    FaultyDynamoDB,
+    FaultyFirehose,
+    FaultyS3,
+    FaultySqs,
+    ProcessClock,
+    crashable,
+    faulty_transform,
+)
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock, StreamStats
 from local_pipeline.generator import BadEventsFile, BurstSpec, GeneratedEvent, count_events, events_from_file, generate
 from local_pipeline.lambda_service import (
@@ -90,6 +105,8 @@ REPORT_FILE = "report.html"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 #: How often (in events offered) the sales table's items leave moto's memory for a file (EmbeddedAws.spill_sales_items).
 SPILL_EVERY_EVENTS = 2000
+#: The fan-out's function timeout (Terraform's fanout_timeout_seconds default): a context's remaining time at start.
+FANOUT_TIMEOUT_MS = 30_000
 #: Socket timeout of the ``--endpoint-url`` check.
 _ENDPOINT_CHECK_SECONDS = 3.0
 
@@ -115,6 +132,7 @@ class RunOptions:
     lambda_log: Path | None = None
     trigger: Trigger | None = None  # None: pipeline.json's fanout_trigger, as Terraform's default
     timing: InvocationTiming = field(default_factory=InvocationTiming)
+    faults: FaultSpec = field(default_factory=FaultSpec)  # --faults: injected from the run's seed
 
     def resolved_trigger(self) -> Trigger:
         """The trigger this run uses."""
@@ -153,6 +171,10 @@ class RunSummary:
     seconds: float = 0.0
     simulated_seconds: float = 0.0
     dashboards: list[QueryResult] = field(default_factory=list)
+    faults: str = "none"
+    faults_injected: Counter[str] = field(default_factory=Counter)
+    fanout_retries: Counter[str] = field(default_factory=Counter)
+    audit: AuditReport | None = None
 
     @property
     def sent(self) -> int:
@@ -207,6 +229,14 @@ class RunSummary:
             "transform_invocations": stats.invocations,
             "simulated_seconds": round(self.simulated_seconds, 3),
             "metric_datapoints": self.metric_datapoints,
+            # Faults (--faults) and what answered them; the audit of every event the run was given.
+            "faults": self.faults,
+            "faults_injected": dict(sorted(self.faults_injected.items())),
+            "fanout_retries": dict(sorted(self.fanout_retries.items())),
+            "transform_invocation_errors": stats.invocation_errors,
+            "s3_put_retries": stats.s3_put_retries,
+            "s3_discarded_records": stats.s3_discarded_records,
+            **(self.audit.summary_fields() if self.audit is not None else {}),
         }
 
 
@@ -241,6 +271,8 @@ class Services:
     buffer_queue: BufferQueue | None = None
     async_invoker: AsyncInvoker | None = None
     emf: EmfLogSink | None = None
+    faults: FaultInjector | None = None
+    process_clock: ProcessClock | None = None
     dead_letters: DeadLetterGauge | None = None
 
 
@@ -369,6 +401,8 @@ def run(
     summary = RunSummary(
         trigger=trigger, region=options.region, source="generated" if options.events_file is None else "read"
     )
+    summary.faults = str(options.faults)
+    audit = Audit(validator(pipeline_config.embedding_dimension()), config.event_pattern)
     staged = out_folder.staging(options.out)
     try:
         with (
@@ -381,17 +415,23 @@ def run(
             if wrap is not None:
                 services = wrap(services)
             progress = Progress(total, _progress_stream(out), detail=lambda: _progress_detail(summary, services))
-            try:
-                simulate(_events(options, total), services, summary, progress=progress.update)
-            finally:
-                progress.close()
-                fanout_handler.reset()
+            # The process clock follows the simulated clock while the handlers run (their idempotency claims read
+            # the wall clock); it is released before the end phase, which stamps metrics against the real clock.
+            with services.process_clock or contextlib.nullcontext():
+                try:
+                    simulate(audit.observe(_events(options, total)), services, summary, progress=progress.update)
+                finally:
+                    progress.close()
+                    fanout_handler.reset()
             _finish(services, summary, staged)
+            # The pipeline's wall time ends at the mirrored lake, as before; the audit and the report read it back.
+            summary.seconds = time.perf_counter() - started
+            dead_letters.flush()  # written as they arrived; the audit reads the file
+            summary.audit = _audit(audit, services, staged)
             # The operator's report, read back through the same clients: monitor verdicts, delivery, dashboards.
             values = aws.stack_outputs(config, trigger=services.trigger_name)
             write_report(staged / REPORT_FILE, cloudwatch=aws.client("cloudwatch"), sqs=aws.client("sqs"),
                          outputs=values, lake_dir=staged if options.dashboards else None)  # fmt: skip
-        summary.seconds = time.perf_counter() - started
         _write_json(staged / SUMMARY_FILE, summary.as_json())
         lake = out_folder.commit(staged, options.out)
     except BaseException:
@@ -425,9 +465,14 @@ def build_services(
     clock = SimulatedClock(0)
     metrics = MetricsRecorder()
     in_flight = InFlight()
+    # Fault injection wraps clients and services only (local_pipeline/faults.py); with no --faults nothing is.
+    faults = FaultInjector(options.faults, options.seed) if options.faults else None
+    process_clock = ProcessClock(clock)
     transform = LambdaFunction(
         TRANSFORM_FUNCTION,
-        transform_handler.lambda_handler,
+        transform_handler.lambda_handler
+        if faults is None
+        else faulty_transform(transform_handler.lambda_handler, faults),
         clock=clock,
         region=options.region,
         metrics=metrics,
@@ -436,7 +481,7 @@ def build_services(
     stream = LocalDeliveryStream(
         config,
         transform=transform,
-        s3=aws.client("s3"),
+        s3=aws.client("s3") if faults is None else FaultyS3(aws.client("s3"), faults),
         bucket=aws.names.lake_bucket,
         clock=clock,
         region=options.region,
@@ -445,15 +490,13 @@ def build_services(
         origin_of=in_flight.origin_of,
     )
     dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue, dead_letters)
-    service = fanout_handler.configure(
-        settings=_fanout_settings(aws, config),
-        dynamodb=aws.client("dynamodb"),
-        firehose=stream,
-        sqs=MeteredSqs(aws.client("sqs"), dlq),
-    )
-    _simulated_backoff(service, stream, config.stream_name)
     fanout = LambdaFunction(
-        FANOUT_FUNCTION, fanout_handler.lambda_handler, clock=clock, region=options.region, metrics=metrics
+        FANOUT_FUNCTION,
+        process_clock.wrap(_fanout_entry(aws, config, stream, faults, dlq)),
+        clock=clock,
+        region=options.region,
+        metrics=metrics,
+        timeout_ms=FANOUT_TIMEOUT_MS,
     )
     emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
 
@@ -474,6 +517,8 @@ def build_services(
         trigger_name=trigger,
         in_flight=in_flight,
         emf=emf,
+        faults=faults,
+        process_clock=process_clock,
         dead_letters=dlq,
     )
     if trigger == "queue":
@@ -487,6 +532,7 @@ def build_services(
             timing=options.timing,
             metrics=metrics,
             on_done=lambda message: in_flight.done(message.key),
+            redeliver=None if faults is None or not faults.active("sqs-redelivery") else _redelivery(faults),
         )
 
         def send(event: dict[str, Any]) -> None:
@@ -505,7 +551,101 @@ def build_services(
     return services
 
 
-def _simulated_backoff(service: Any, stream: LocalDeliveryStream, stream_name: str) -> None:
+def _fanout_entry(
+    aws: EmbeddedAws,
+    config: StreamConfig,
+    stream: LocalDeliveryStream,
+    faults: FaultInjector | None,
+    dlq: DeadLetterGauge,
+) -> Callable[[Any, Any], Any]:
+    """Configure the fan-out's container (its clients wrapped when faults are injected); return its entry point.
+
+    A crashed invocation's environment is replaced, as Lambda replaces one after a timeout: the dead invocation's
+    pool threads are waited for (so none of them writes after its death), then a fresh service is built.
+    """
+    sqs: Any = MeteredSqs(aws.client("sqs"), dlq)
+    dynamodb: Any = aws.client("dynamodb")
+    firehose: Any = stream
+    if faults is not None:
+        dynamodb, firehose, sqs = (
+            FaultyDynamoDB(dynamodb, faults),
+            FaultyFirehose(stream, faults),
+            FaultySqs(sqs, faults),
+        )
+
+    def build() -> Any:
+        service = fanout_handler.configure(
+            settings=_fanout_settings(aws, config), dynamodb=dynamodb, firehose=firehose, sqs=sqs
+        )
+        _simulated_backoff(service, firehose, config.stream_name)
+        return service
+
+    current = [build()]
+    if faults is None:
+        return fanout_handler.lambda_handler
+
+    def replace_environment() -> None:
+        current[0].executor.shutdown(wait=True)
+        current[0] = build()
+
+    return crashable(
+        fanout_handler.lambda_handler,
+        faults,
+        on_crash=replace_environment,
+        timeout_seconds=FANOUT_TIMEOUT_MS / 1000,
+    )
+
+
+def _redelivery(faults: FaultInjector) -> Callable[[Any], bool]:
+    return lambda message: faults.draw("sqs-redelivery")
+
+
+def _audit(audit: Audit, services: Services, staged: Path) -> AuditReport:
+    """Account for every event offered: the mirrored lake, its error prefix and ``dead_letters.jsonl``."""
+    config = services.config
+
+    def dead_letters() -> Iterator[dict[str, Any]]:
+        with (staged / DEAD_LETTERS_FILE).open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    yield dead_letter_body(line)
+
+    return audit.finish(
+        lake_dir=staged,
+        table_name=config.table_name,
+        table_prefix=config.table_prefix,
+        partition_keys=config.glue_table["partition_keys"],
+        error_prefix_root=config.error_output_prefix.split("!", 1)[0],
+        dead_letters=dead_letters(),
+        claim_status=_claim_status(services),
+    )
+
+
+def _claim_status(services: Services) -> Callable[[Any], str | None]:
+    """What the idempotency table holds for a sale (read once the run is over, at its simulated end)."""
+    records = IdempotencyRecords(services.aws.client("dynamodb"), services.aws.names.idempotency_table)
+    end_ms = services.clock.now_ms
+    check = validator(pipeline_config.embedding_dimension())
+
+    def status(event: Any) -> str | None:
+        record_id = records.record_id(idempotency_key(check.validate(event)))
+        item = (
+            services.aws.client("dynamodb")
+            .get_item(TableName=records.table_name, Key={"id": {"S": record_id}}, ConsistentRead=True)
+            .get("Item")
+        )
+        if item is None:
+            return None
+        state = str(item["status"]["S"])
+        expiry = item.get("in_progress_expiration", {}).get("N")
+        if state == "INPROGRESS" and expiry is not None:
+            state += ", lapsed" if int(expiry) < end_ms else ", still held at the end of the run"
+        return state
+
+    return status
+
+
+def _simulated_backoff(service: Any, stream: Any, stream_name: str) -> None:
     """Give the fan-out a Firehose sender whose backoff between resends takes no wall-clock time.
 
     The handler's sender sleeps (capped exponential backoff, full jitter: at most ~0.35 s in all) before
@@ -599,6 +739,20 @@ def _finish(services: Services, summary: RunSummary, staged: Path) -> None:
     if services.async_invoker is not None:
         summary.outcomes["failed"] = services.async_invoker.stats.failed_events
         summary.events_retried = services.async_invoker.stats.retried_events
+    if services.faults is not None:
+        summary.faults_injected = Counter(services.faults.injected)
+    summary.fanout_retries = Counter(
+        {name: int(emf.get(name, 0)) for name in ("SalesFailed", "SalesInProgress", "FirehoseResends") if emf.get(name)}
+    )
+    if services.buffer_queue is not None:
+        queue = services.buffer_queue.stats
+        summary.fanout_retries.update(
+            {"queue_redeliveries": queue.redeliveries, "sqs_duplicate_deliveries": queue.duplicate_deliveries}
+        )
+    if services.async_invoker is not None:
+        summary.fanout_retries["async_retry_attempts"] = (
+            services.async_invoker.stats.attempts - services.async_invoker.stats.events
+        )
     summary.metric_datapoints = services.metrics.put(aws.client("cloudwatch"))
     summary.metric_names = aws.metric_names("AWS/Firehose")
     summary.dead_letter_kinds = services.dead_letters.kinds if services.dead_letters is not None else Counter()
@@ -797,4 +951,15 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  lake mirrored to        {lake}  ({summary.mirrored} objects; {SUMMARY_FILE}, {OUTPUTS_FILE})",
         f"  wall time               {summary.seconds:>8.1f} s   ({summary.events_per_second:,.0f} events/s end to end)",
     ]
+    if summary.faults != "none":
+        injected = ", ".join(f"{name} {count}" for name, count in sorted(summary.faults_injected.items()))
+        answered = ", ".join(f"{name} {count}" for name, count in sorted(summary.fanout_retries.items()))
+        lines += [
+            f"  faults                  {summary.faults}",
+            f"  faults injected         {injected or 'none drawn'}",
+            f"  answered by             {answered or 'nothing needed'}; transform invocation errors "
+            f"{stats.invocation_errors}, S3 put retries {stats.s3_put_retries}",
+        ]
+    if summary.audit is not None:
+        lines += ["", *summary.audit.lines()]
     return "\n".join(lines)

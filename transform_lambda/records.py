@@ -203,6 +203,10 @@ def _cents(value: Any) -> float:
     return round(float(value), 2)
 
 
+#: Largest value of a Glue ``int`` column (32-bit signed).
+_INT32_MAX = 2**31 - 1
+
+
 def _non_negative_int(value: Any) -> int:
     if type(value) is float and value.is_integer():
         value = int(value)
@@ -210,6 +214,8 @@ def _non_negative_int(value: Any) -> int:
         raise _BadValue("must be an integer")
     if value < 0:
         raise _BadValue("must not be negative")
+    if value > _INT32_MAX:  # the Glue column is int (32-bit): Parquet conversion would fail the record
+        raise _BadValue(f"must be at most {_INT32_MAX}")
     return value
 
 
@@ -249,7 +255,9 @@ def _timestamp(value: Any) -> str:
         moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     else:
         raise _BadValue("must be an ISO 8601 timestamp")
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    # The year formatted by hand: glibc's strftime("%Y") does not zero-pad years below 1000 ("27-06-17 ..."),
+    # which no Hive timestamp reader accepts.
+    return f"{moment.year:04d}-" + moment.strftime("%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def _preview(value: Any, limit: int = 120) -> str:

@@ -157,3 +157,29 @@ def test_eventbridge_time_takes_the_fast_path_to_the_same_lake_timestamp(moment:
     row, _ = NORMALISER.normalise(_record(eventTime=fast))
     assert row["event_time"] == NORMALISER.normalise(_record(eventTime=general))[0]["event_time"]
     assert row["event_time"] == moment.strftime("%Y-%m-%d %H:%M:%S.000")
+
+
+def test_days_to_sell_beyond_the_int_column_is_rejected_not_left_to_parquet_conversion() -> None:
+    # Found by tests/functional/test_handler_properties.py: 2**31 passed as Ok, then failed Parquet conversion.
+    normaliser = SaleNormaliser(glue_schemas.sales_history(), embedding_dimension=2, tenant_id_pattern=r"^[a-z-]+$")
+    record = {
+        "eventId": "e1", "eventTime": "2025-12-30T10:15:00Z", "saleId": "s1", "productId": "p1", "tenantId": "t-a",
+        "category": "bags", "brand": "B", "condition": "good", "listedPrice": 1, "salePrice": 1,
+        "soldDate": "2025-12-30", "daysToSell": 2**31 - 1, "embedding": [0.5, 0.5],
+    }  # fmt: skip
+    assert normaliser.normalise(record)[0]["days_to_sell"] == 2**31 - 1
+    with pytest.raises(RecordRejected, match="daysToSell: must be at most 2147483647"):
+        normaliser.normalise({**record, "daysToSell": 2**31})
+
+
+@pytest.mark.parametrize(
+    ("event_time", "expected"),
+    [("0027-06-17T07:47:56", "0027-06-17 07:47:56.000"), ("0001-01-01", "0001-01-01 00:00:00.000"),
+     ("2025-12-30T10:15:00.1234+01:00", "2025-12-30 09:15:00.123")],
+)  # fmt: skip
+def test_event_time_has_a_four_digit_year_even_before_year_1000(event_time: str, expected: str) -> None:
+    # Found by tests/functional/test_handler_properties.py: strftime("%Y") wrote "27-06-17 ...", which Parquet
+    # conversion refused (format-conversion-failed) although the transform had answered Ok.
+    from transform_lambda.records import _timestamp
+
+    assert _timestamp(event_time) == expected
