@@ -42,8 +42,10 @@ def is_timestamp(value: str) -> bool:
     """An ISO 8601 timestamp exactly as the transform parses it (``datetime.fromisoformat``), so an event the
     fan-out accepts can never fail the transform on its time (JSON Schema's date-time admits leap seconds)."""
     try:
-        dt.datetime.fromisoformat(value)
-    except ValueError:
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is not None:  # the transform converts to UTC: 0001-01-01T00:00+01:00 has no UTC form
+            moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return False
     return "T" in value
 
@@ -88,6 +90,7 @@ class SaleValidator:
         except fastjsonschema.JsonSchemaValueException as exc:
             raise self._explain(event, exc) from exc
         _require_finite(event["detail"])
+        _require_unicode(event)
         self._require_visible(event["detail"])
         return Sale(event_id=event["id"], event_time=event["time"], detail=event["detail"])
 
@@ -129,6 +132,20 @@ class SaleValidator:
             missing = [key for key in exc.rule_definition if key not in exc.value]
             return InvalidSaleEvent(missing[0] if field == "event" else f"{field}.{missing[0]}", "is required")
         return InvalidSaleEvent(field, exc.message.removeprefix(name).strip(), exc.value)
+
+
+def _require_unicode(event: dict[str, Any]) -> None:
+    # JSON's "\ud800" escape parses to a lone surrogate, which no UTF-8 encoder (orjson, Parquet) accepts: the sale
+    # would pass here and then fail its Firehose record. Refused instead, with the field, like any invalid value.
+    for path, fields in (("", event), ("detail.", event["detail"])):
+        for name, value in fields.items():
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    raise InvalidSaleEvent(
+                        f"{path}{name}", "must be valid Unicode text (it holds a lone surrogate)", value
+                    ) from None
 
 
 def _require_finite(detail: dict[str, Any]) -> None:
