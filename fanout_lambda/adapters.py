@@ -71,7 +71,7 @@ def _submit(executor: Executor, tasks: Sequence[Callable[[], BulkReport]], repor
     return Pending([executor.submit(task) for task in tasks], report)
 
 
-class _Backoff:
+class Backoff:
     """Capped exponential backoff with full jitter, shared by the resend loops."""
 
     def __init__(
@@ -123,7 +123,7 @@ class BatchWriter:
         self._client = client
         self.table_name = table_name
         self.key_names = tuple(key_names)
-        self.backoff = _Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
+        self.backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
 
     def submit(self, requests: Sequence[dict[str, Any]], executor: Executor) -> Pending:
         """Start writing ``requests`` (``PutRequest`` / ``DeleteRequest`` entries, distinct keys)."""
@@ -212,15 +212,9 @@ class FirehoseSender:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self._client = client
         self.stream_name = stream_name
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._jitter = jitter
+        self.backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
 
     def send(self, records: Sequence[bytes]) -> SendReport:
         """Deliver every record or raise (the failed call's error, or :class:`DeliveryIncomplete`)."""
@@ -256,10 +250,10 @@ class FirehoseSender:
     def _deliver_chunk(self, chunk: list[tuple[int, bytes]]) -> BulkReport:
         report = BulkReport()
         pending = chunk
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, self.backoff.max_attempts + 1):
             if attempt > 1:
                 report.resent += len(pending)
-                self._sleep(self._jitter(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 2))))
+                self.backoff.pause(attempt)
             report.calls += 1
             try:
                 response = self._client.put_record_batch(
@@ -343,7 +337,7 @@ class DeadLetterQueue:
         self._client = client
         self.queue_url = queue_url
         self.max_message_bytes = max_message_bytes
-        self.backoff = _Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
+        self.backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
 
     def body(self, letter: DeadLetter) -> str:
         """The message body for ``letter``, compressed if it would not fit; :class:`DeadLetterTooLarge` if never."""

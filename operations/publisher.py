@@ -21,6 +21,8 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanout_lambda.adapters import Backoff
+
 __all__ = [
     "MAX_ENTRIES",
     "MAX_REQUEST_BYTES",
@@ -139,14 +141,8 @@ class EventPublisher:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self._client = client
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._jitter = jitter
+        self.backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
 
     def publish(self, items: Sequence[tuple[Hashable, Mapping[str, Any]]]) -> PublishResult:
         """Publish every ``(key, entry)``; an entry too large for any call is failed as ``EntryTooLarge``."""
@@ -163,10 +159,10 @@ class EventPublisher:
 
     def _publish_call(self, call: list[tuple[Hashable, Mapping[str, Any]]], result: PublishResult) -> None:
         pending = call
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, self.backoff.max_attempts + 1):
             if attempt > 1:
                 result.resent += len(pending)
-                self._sleep(self._jitter(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 2))))
+                self.backoff.pause(attempt)
             response = self._client.put_events(Entries=[dict(entry) for _, entry in pending])
             result.calls += 1
             retry: list[tuple[Hashable, Mapping[str, Any]]] = []

@@ -133,7 +133,7 @@ def _configure(aws: dict[str, Any], firehose: Any = None, dynamodb: Any = None, 
         sqs=sqs or session.client("sqs"),
     )
     # No real waiting between resends in tests (the backoff itself is unit-tested).
-    service.sender._sleep = lambda _seconds: None
+    service.sender.backoff.sleep = lambda _seconds: None
     service.store.writer.backoff.sleep = lambda _seconds: None
     service.records.writer.backoff.sleep = lambda _seconds: None
     service.dead_letters.backoff.sleep = lambda _seconds: None
@@ -368,7 +368,7 @@ def test_firehose_entries_failing_every_resend_fail_only_their_sales(aws: dict[s
 
     # THEN sale 4 got through on the first resend; sale 2 never did and is the only one listed
     assert _listed(response) == ["m2"]
-    assert len(firehose.calls) == service.sender.max_attempts
+    assert len(firehose.calls) == service.sender.backoff.max_attempts
     assert sale_of(4) in _sales_in_firehose(firehose)
     # its claim was released, so the redelivery processes it (its item is rewritten, not doubled)
     _recover(firehose)
@@ -578,7 +578,7 @@ def test_delivery_incomplete_is_what_a_sale_failed_by_firehose_entries_carries(a
     (outcome,) = result.outcomes
     assert outcome.kind == "failed"
     assert isinstance(outcome.error, DeliveryIncomplete)
-    assert result.firehose_resends == service.sender.max_attempts - 1
+    assert result.firehose_resends == service.sender.backoff.max_attempts - 1
 
 
 class FailingIdempotencyWrites:
