@@ -109,6 +109,9 @@ ALL: dict[str, Metric] = {
     # Queues (the DLQ, and the buffer queue with the queue trigger).
     "queue_visible": Metric(SQS, "ApproximateNumberOfMessagesVisible", "QueueName", "Maximum", "Count"),
     "queue_oldest_age": Metric(SQS, "ApproximateAgeOfOldestMessage", "QueueName", "Maximum", "Seconds"),
+    # The buffer queue's backlog alarm (terraform/buffer_queue.tf) asks whether the depth never fell below its
+    # threshold for 5 minutes (a sustained backlog, not a burst being drained); monitor reads the live depth.
+    "queue_visible_sustained": Metric(SQS, "ApproximateNumberOfMessagesVisible", "QueueName", "Minimum", "Count"),
     # The transform's own EMF metric for records it returns as ProcessingFailed (Powertools' default
     # dimension `service`; see transform_lambda).
     "transform_records_failed": Metric(EMF_NAMESPACE, "TransformRecordsFailed", "service", "Sum", "Count"),
