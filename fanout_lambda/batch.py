@@ -200,12 +200,21 @@ class SaleBatch:
         return [(outcome, claim) for outcome, claim in claimed if outcome.error is None]
 
     def _deliver(self, written: list[tuple[Outcome, Claim]], result: BatchResult) -> list[tuple[Outcome, Claim]]:
-        if not written:
+        records: list[bytes] = []
+        sendable: list[tuple[Outcome, Claim]] = []
+        for outcome, claim in written:
+            try:
+                records.append(firehose_record(_sale(outcome)))
+            except (TypeError, ValueError) as exc:  # a value no encoder takes fails its own sale, not the batch
+                outcome.error = exc
+                continue
+            sendable.append((outcome, claim))
+        if not sendable:
             return []
-        report = self.sender.submit([firehose_record(_sale(o)) for o, _ in written], self.executor).result()
+        report = self.sender.submit(records, self.executor).result()
         result.calls += report.calls
         result.firehose_resends += report.resent
-        for position, (outcome, _) in enumerate(written):
+        for position, (outcome, _) in enumerate(sendable):
             outcome.error = report.failed.get(position)
             if outcome.error is None:
                 outcome.kind = "processed"

@@ -540,3 +540,33 @@ def test_one_unencodable_sale_fails_only_itself_in_an_sqs_batch(moto_clients: di
     # both sat in the DLQ)
     assert {f["itemIdentifier"] for f in response["batchItemFailures"]} <= {"m-poison"}
     assert [orjson.loads(r)["productId"] for r in firehose.delivered] == ["PROD-GOOD-1"]
+
+
+def test_a_record_that_cannot_be_encoded_fails_only_its_own_sale(
+    moto_clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a batch where building one sale's Firehose record raises (an encoding problem validation did not
+    # foresee: simulated by making the record builder refuse that sale)
+    from fanout_lambda import batch as batch_module
+    from tests.support import sqs_event
+
+    real = batch_module.firehose_record
+
+    def refuse_one(sale: Any) -> bytes:
+        if sale.product_id == "PROD-POISON-2":
+            raise TypeError("str is not valid UTF-8: surrogates not allowed")
+        return real(sale)
+
+    monkeypatch.setattr(batch_module, "firehose_record", refuse_one)
+    good, poisoned = copy.deepcopy(BASE_EVENT), copy.deepcopy(BASE_EVENT)
+    good["detail"]["productId"] = "PROD-GOOD-2"
+    poisoned["detail"]["productId"] = "PROD-POISON-2"
+    poisoned["id"] = "poisoned-event-2"
+    _dynamodb, firehose, _sqs = _wire(moto_clients)
+
+    # WHEN the fan-out handles the batch
+    response = fanout.lambda_handler(sqs_event([("m-good", good), ("m-poison", poisoned)]), CONTEXT)
+
+    # THEN only the sale whose record could not be built comes again; its neighbour is delivered
+    assert response["batchItemFailures"] == [{"itemIdentifier": "m-poison"}]
+    assert [orjson.loads(r)["productId"] for r in firehose.delivered] == ["PROD-GOOD-2"]
