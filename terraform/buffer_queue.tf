@@ -74,6 +74,11 @@ resource "aws_sqs_queue_redrive_policy" "buffer" {
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
     maxReceiveCount     = local.buffer_queue.max_receive_count
   })
+
+  # One writer of the queue's attributes at a time: the policy and the redrive policy both SetQueueAttributes
+  # and then poll until their attribute reads back. Written concurrently, moto once lost one of the two and
+  # the provider polled until the apply timed out; ordering them costs nothing on AWS.
+  depends_on = [aws_sqs_queue_policy.buffer]
 }
 
 resource "aws_sqs_queue_policy" "buffer" {
