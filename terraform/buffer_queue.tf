@@ -74,11 +74,6 @@ resource "aws_sqs_queue_redrive_policy" "buffer" {
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
     maxReceiveCount     = local.buffer_queue.max_receive_count
   })
-
-  # One writer of the queue's attributes at a time: the policy and the redrive policy both SetQueueAttributes
-  # and then poll until their attribute reads back. Written concurrently, moto once lost one of the two and
-  # the provider polled until the apply timed out; ordering them costs nothing on AWS.
-  depends_on = [aws_sqs_queue_policy.buffer]
 }
 
 resource "aws_sqs_queue_policy" "buffer" {
@@ -86,6 +81,12 @@ resource "aws_sqs_queue_policy" "buffer" {
 
   queue_url = aws_sqs_queue.buffer[0].id
   policy    = data.aws_iam_policy_document.buffer_queue[0].json
+
+  # After the redrive policy, never at the same time: moto 5.2's SetQueueAttributes resets a queue's Policy
+  # whenever a call does not carry one (moto/sqs/models.py, Queue._set_attributes), so a redrive policy written
+  # after the queue policy erased it and the provider polled for the policy until the apply timed out (seen
+  # in a clean-clone make test). AWS changes only the attributes a call names, so the order costs nothing there.
+  depends_on = [aws_sqs_queue_redrive_policy.buffer]
 }
 
 data "aws_iam_policy_document" "buffer_queue" {
