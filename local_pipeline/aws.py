@@ -17,15 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import boto3
 import orjson
+from botocore import UNSIGNED
+from botocore.config import Config
 from moto import mock_aws
 
 from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
 from local_pipeline.config import StreamConfig
 from local_pipeline.context import ACCOUNT_ID
+from local_pipeline.dynamodb_process import DynamoDBProcess
 
 __all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError", "dead_letter_body"]
 
@@ -62,7 +65,11 @@ class ResourceNames:
 
 
 class EmbeddedAws:
-    """A context manager: moto's ``mock_aws`` (no ``endpoint_url``) or clients pointed at ``endpoint_url``."""
+    """A context manager: moto's ``mock_aws`` (no ``endpoint_url``) or clients pointed at ``endpoint_url``.
+
+    In-process, DynamoDB is moto's too but runs in a child process (:mod:`~local_pipeline.dynamodb_process`),
+    so the fan-out's DynamoDB work and the rest of the pipeline use both cores.
+    """
 
     def __init__(self, *, region: str = "us-east-1", endpoint_url: str | None = None) -> None:
         self.region = region
@@ -73,7 +80,8 @@ class EmbeddedAws:
         self._clients: dict[str, Any] = {}
         self.queue_url = ""
         self.buffer_queue_url: str | None = None
-        self._spill: IO[bytes] | None = None
+        self.dynamodb_process: DynamoDBProcess | None = None
+        self._spill: Path | None = None
         #: Sales items moved out of moto's memory so far (see :meth:`spill_sales_items`).
         self.spilled_items = 0
 
@@ -92,15 +100,18 @@ class EmbeddedAws:
         if self.endpoint_url is None:
             self._mock = mock_aws()
             self._mock.start()
+            self.dynamodb_process = DynamoDBProcess({**_DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region})
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.dynamodb_process is not None:
+            self.dynamodb_process.close()
         if self._mock is not None:
             self._mock.stop()
         if self._spill is not None:
-            self._spill.close()
+            self._spill.unlink(missing_ok=True)
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -110,7 +121,14 @@ class EmbeddedAws:
     def client(self, service: str) -> Any:
         """One boto3 client per service, bound to the embedded backend or the endpoint."""
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+            if service == "dynamodb" and self.dynamodb_process is not None:
+                # The child answers for the default account without reading a signature; signing every request
+                # (~0.08 ms each, on the run's busiest thread) would buy nothing.
+                client = boto3.client(service, region_name=self.region, config=Config(signature_version=UNSIGNED))
+                self.dynamodb_process.attach(client)
+            else:
+                client = boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+            self._clients[service] = client
         return self._clients[service]
 
     def create_resources(self, *, buffer_queue: bool = False) -> None:
@@ -155,7 +173,8 @@ class EmbeddedAws:
         return values
 
     def spill_sales_items(self) -> int:
-        """Move the sales table's items out of in-process moto into a temporary gzip JSONL file; return how many.
+        """Move the sales table's items out of the embedded DynamoDB into a temporary gzip JSONL file; return
+        how many.
 
         moto holds each ~4.4 KB sales item as ~10 KB of Python objects (and keeps every item object it ever
         made in an instance list), ~1 GB for a 100,000-event run, and the pipeline never reads them back
@@ -163,27 +182,14 @@ class EmbeddedAws:
         :meth:`sales_items` yields them all. Against an endpoint this does nothing
         (the items live in the server's memory, not this process's).
         """
-        if self.endpoint_url is not None:
+        if self.dynamodb_process is None:
             return 0
-        from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415 - moto's in-process backend
-
-        table = dynamodb_backends[ACCOUNT_ID][self.region].get_table(self.names.sales_table)
         if self._spill is None:
-            self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - open for the run, closed on exit
-        moved = 0
-        with gzip.GzipFile(fileobj=self._spill, mode="ab") as spill:
-            for by_range in table.items.values():
-                for item in by_range.values():
-                    spill.write(orjson.dumps(item.to_json()["Attributes"], default=_bytes_as_base64) + b"\n")
-                    moved += 1
-        table.items.clear()
+            handle, name = tempfile.mkstemp(prefix="sales-items-", suffix=".jsonl.gz")
+            os.close(handle)
+            self._spill = Path(name)
+        moved = self.dynamodb_process.spill_sales_items(self.names.sales_table, self.region, ACCOUNT_ID, self._spill)
         self.spilled_items += moved
-        # moto tracks every model instance it ever made (for its server's dashboard), so even replaced and
-        # spilled items would stay in memory: DynamoDB items are forgotten there (S3 keys are left alone: moto's
-        # reset disposes of their temporary files through that list).
-        from moto.dynamodb.models.dynamo_type import Item  # noqa: PLC0415
-
-        Item.instances_tracked.clear()  # type: ignore[attr-defined]
         return moved
 
     def sales_items(self) -> Iterator[dict[str, Any]]:
@@ -193,17 +199,15 @@ class EmbeddedAws:
         for item in current:
             seen.add((item["PK"]["S"], item["SK"]["S"]))
             yield item
-        if self._spill is None:
+        if self._spill is None or self._spill.stat().st_size == 0:
             return
-        self._spill.seek(0)
         later: dict[tuple[str, str], dict[str, Any]] = {}
-        with gzip.GzipFile(fileobj=self._spill, mode="rb") as spill:
+        with gzip.open(self._spill, "rb") as spill:
             for line in spill:
                 item = orjson.loads(line)
                 key = (item["PK"]["S"], item["SK"]["S"])
                 if key not in seen:
                     later[key] = item
-        self._spill.seek(0, 2)
         yield from later.values()
 
     def _scan(self, table: str) -> Iterator[dict[str, Any]]:
@@ -280,12 +284,6 @@ def dead_letter_body(body: str) -> dict[str, Any]:
     if packed is not None:
         message["event"] = json.loads(gzip.decompress(base64.b64decode(packed)))
     return message
-
-
-def _bytes_as_base64(value: Any) -> str:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def safe_path(root: Path, key: str) -> Path:

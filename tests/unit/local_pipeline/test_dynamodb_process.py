@@ -1,0 +1,84 @@
+"""The embedded DynamoDB in its own process: the run's DynamoDB clients reach it, and it answers as moto does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.models import dynamodb_backends
+
+from fanout_lambda.claims import IdempotencyRecords
+from local_pipeline.aws import EmbeddedAws
+from local_pipeline.context import ACCOUNT_ID
+from local_pipeline.dynamodb_process import DynamoDBProcessError
+
+
+@pytest.fixture
+def aws() -> Iterator[EmbeddedAws]:
+    with EmbeddedAws() as embedded:
+        embedded.create_resources()
+        yield embedded
+
+
+def test_the_run_s_dynamodb_lives_in_the_child_not_in_this_process(aws: EmbeddedAws) -> None:
+    tables = aws.client("dynamodb").list_tables()["TableNames"]
+    assert set(tables) == {aws.names.sales_table, aws.names.idempotency_table}
+    # this process's moto never saw them: every request went down the pipe
+    assert dynamodb_backends[ACCOUNT_ID][aws.region].tables == {}
+
+
+def test_a_claim_answers_as_moto_does_through_the_pipe(aws: EmbeddedAws) -> None:
+    records = IdempotencyRecords(aws.client("dynamodb"), aws.names.idempotency_table)
+    record_id = records.record_id(["TENANT-001", "PROD-1", "2026-01-15"])
+    first = records.claim(record_id, 30_000)
+    assert first.status == "claimed"
+    # the second claim's condition fails; the old image comes back through ReturnValuesOnConditionCheckFailure
+    assert records.claim(record_id, 30_000).status == "in_progress"
+    with pytest.raises(ClientError) as raised:
+        aws.client("dynamodb").put_item(TableName="no-such-table", Item={"id": {"S": "x"}})
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize("limit", [5, 15])
+def test_a_remembered_condition_is_evaluated_with_each_request_s_own_values(aws: EmbeddedAws, limit: int) -> None:
+    # the child remembers parses by (expression, names, values): the same text with other values is a new parse
+    dynamodb = aws.client("dynamodb")
+    table = aws.names.idempotency_table
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "k"}, "n": {"N": "10"}})
+
+    def put_if_below(value: int) -> bool:
+        try:
+            dynamodb.put_item(
+                TableName=table,
+                Item={"id": {"S": "k"}, "n": {"N": "10"}},
+                ConditionExpression="#n < :limit",
+                ExpressionAttributeNames={"#n": "n"},
+                ExpressionAttributeValues={":limit": {"N": str(value)}},
+            )
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            return False
+        return True
+
+    assert put_if_below(limit) is (limit > 10)
+    assert put_if_below(25 - limit) is (25 - limit > 10)
+    assert put_if_below(limit) is (limit > 10)
+
+
+def test_a_dead_child_is_a_clear_error_not_a_hang(aws: EmbeddedAws) -> None:
+    process: Any = aws.dynamodb_process
+    process._process.kill()
+    process._process.wait()
+    with pytest.raises(DynamoDBProcessError, match="embedded DynamoDB process has stopped"):
+        aws.client("dynamodb").list_tables()
+
+
+def test_closing_reports_the_child_s_peak_memory() -> None:
+    with EmbeddedAws() as aws:
+        aws.create_resources()
+        process = aws.dynamodb_process
+    assert process is not None
+    assert process.peak_rss_bytes is not None
+    assert process.peak_rss_bytes > 10 * 1024 * 1024
