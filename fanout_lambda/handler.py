@@ -93,7 +93,9 @@ def is_sqs_event(event: Any) -> bool:
 
 
 class FanoutService:
-    """Everything one container needs, built once: validator, adapters, idempotency records and the thread pool."""
+    """Everything one container needs, built once: the batch (validator, adapters, idempotency records) and the
+    thread pool its calls run on. The collaborators live on :attr:`batch` only, so replacing one there is
+    replacing it for every invocation."""
 
     def __init__(
         self,
@@ -105,11 +107,6 @@ class FanoutService:
         *,
         pool_size: int = AWS_CALL_CONCURRENCY,
     ) -> None:
-        self.validator = validator
-        self.store = store
-        self.sender = sender
-        self.dead_letters = dead_letters
-        self.records = records
         self.executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="fanout-aws")
         self.batch = SaleBatch(validator, store, sender, dead_letters, records, executor=self.executor)
 

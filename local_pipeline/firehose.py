@@ -368,6 +368,14 @@ class LocalDeliveryStream:
 
     # -- time ------------------------------------------------------------------------------------------------
 
+    def wait(self, ms: int) -> None:
+        """Let ``ms`` of simulated time pass for a caller waiting between two calls (a sender's backoff): the
+        buffers that fall due meanwhile are flushed, and the clock moves on."""
+        with self._lock:
+            moment = self._clock.now_ms + max(0, ms)
+            self.advance_to(moment)
+            self._clock.advance_to(moment)
+
     def advance_to(self, now_ms: int) -> None:
         """Let simulated time pass: every buffer whose interval elapses by ``now_ms`` is flushed at that moment.
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import socket
 import sys
 import threading
@@ -492,7 +493,9 @@ def build_services(
     dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue, dead_letters)
     fanout = LambdaFunction(
         FANOUT_FUNCTION,
-        process_clock.wrap(_fanout_entry(aws, config, stream, faults, dlq)),
+        process_clock.wrap(
+            _fanout_entry(aws, config, stream, faults, dlq, wait=_simulated_wait(stream, process_clock, options.seed))
+        ),
         clock=clock,
         region=options.region,
         metrics=metrics,
@@ -557,6 +560,8 @@ def _fanout_entry(
     stream: LocalDeliveryStream,
     faults: FaultInjector | None,
     dlq: DeadLetterGauge,
+    *,
+    wait: Backoff,
 ) -> Callable[[Any, Any], Any]:
     """Configure the fan-out's container (its clients wrapped when faults are injected); return its entry point.
 
@@ -577,7 +582,7 @@ def _fanout_entry(
         service = fanout_handler.configure(
             settings=_fanout_settings(aws, config), dynamodb=dynamodb, firehose=firehose, sqs=sqs
         )
-        _simulated_backoff(service, firehose, config.stream_name)
+        service.batch.sender = FirehoseSender(firehose, config.stream_name, sleep=wait.sleep, jitter=wait.jitter)
         return service
 
     current = [build()]
@@ -645,22 +650,30 @@ def _claim_status(services: Services) -> Callable[[Any], str | None]:
     return status
 
 
-def _simulated_backoff(service: Any, stream: Any, stream_name: str) -> None:
-    """Give the fan-out a Firehose sender whose backoff between resends takes no wall-clock time.
+@dataclass(frozen=True)
+class Backoff:
+    """How the fan-out's Firehose sender waits between resends in a local run (see :func:`_simulated_wait`)."""
 
-    The handler's sender sleeps (capped exponential backoff, full jitter: at most ~0.35 s in all) before
-    resending failed entries. The simulated clock does not move inside an invocation, so here the resends
-    happen in the same simulated second, which is where most of them land in AWS too; what the sleep would
-    cost is wall time only. Same class, same limits, same retries: only ``sleep`` differs.
+    sleep: Callable[[float], None]
+    jitter: Callable[[float, float], float]
+
+
+def _simulated_wait(stream: LocalDeliveryStream, process_clock: ProcessClock, seed: int) -> Backoff:
+    """A backoff for the fan-out's Firehose sender that waits on the simulated clock, not the wall clock.
+
+    The handler's sender sleeps between resends of throttled entries (capped exponential backoff, full jitter,
+    at most ~0.35 s in all). Here the sleep lets that much simulated time pass (the stream flushes whatever
+    falls due meanwhile, and a resend that crosses into the next second meets that second's quota, as in AWS)
+    and costs no wall time. The jitter is drawn from the run's seed, so a run is reproducible. Same class,
+    same limits, same retries: only ``sleep`` and the source of the jitter differ.
     """
-    sender = FirehoseSender(stream, stream_name, sleep=_no_wait)
-    service.sender = sender
-    if hasattr(service, "batch"):
-        service.batch.sender = sender
+    rng = random.Random(seed)  # noqa: S311 - simulated jitter, reproducible by design
 
+    def sleep(seconds: float) -> None:
+        stream.wait(round(seconds * 1000))
+        process_clock.sync()
 
-def _no_wait(seconds: float) -> None:
-    """A backoff that does not wait (see :func:`_simulated_backoff`)."""
+    return Backoff(sleep=sleep, jitter=rng.uniform)
 
 
 def simulate(

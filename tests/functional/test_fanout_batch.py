@@ -133,10 +133,10 @@ def _configure(aws: dict[str, Any], firehose: Any = None, dynamodb: Any = None, 
         sqs=sqs or session.client("sqs"),
     )
     # No real waiting between resends in tests (the backoff itself is unit-tested).
-    service.sender.backoff.sleep = lambda _seconds: None
-    service.store.writer.backoff.sleep = lambda _seconds: None
-    service.records.writer.backoff.sleep = lambda _seconds: None
-    service.dead_letters.backoff.sleep = lambda _seconds: None
+    service.batch.sender.backoff.sleep = lambda _seconds: None
+    service.batch.store.writer.backoff.sleep = lambda _seconds: None
+    service.batch.records.writer.backoff.sleep = lambda _seconds: None
+    service.batch.dead_letters.backoff.sleep = lambda _seconds: None
     return service
 
 
@@ -335,7 +335,7 @@ def test_items_unprocessed_after_every_resend_fail_only_their_sales_and_the_rede
 
     # THEN only sale 2 is listed, after the bounded resends, and no Firehose record went out for it
     assert _listed(response) == ["m2"]
-    assert dynamodb.batch_calls == service.store.writer.backoff.max_attempts
+    assert dynamodb.batch_calls == service.batch.store.writer.backoff.max_attempts
     assert sale_of(2) not in _sales_in_firehose(firehose)
 
     # WHEN DynamoDB recovers and SQS redelivers exactly m2, THEN it completes
@@ -368,7 +368,7 @@ def test_firehose_entries_failing_every_resend_fail_only_their_sales(aws: dict[s
 
     # THEN sale 4 got through on the first resend; sale 2 never did and is the only one listed
     assert _listed(response) == ["m2"]
-    assert len(firehose.calls) == service.sender.backoff.max_attempts
+    assert len(firehose.calls) == service.batch.sender.backoff.max_attempts
     assert sale_of(4) in _sales_in_firehose(firehose)
     # its claim was released, so the redelivery processes it (its item is rewritten, not doubled)
     _recover(firehose)
@@ -484,7 +484,7 @@ def test_sale_in_progress_in_another_invocation_is_listed_until_its_claim_lapses
     # GIVEN another invocation holds sale 1 for 200 ms more
     firehose = RecordingFirehose()
     service = _configure(aws, firehose=firehose)
-    service.records.claim(service.records.record_id([TENANT, "PROD-00001", "2025-12-30"]), 200)
+    service.batch.records.claim(service.batch.records.record_id([TENANT, "PROD-00001", "2025-12-30"]), 200)
     batch = sqs_event([("m1", sale_event(1)), ("m2", sale_event(2))])
 
     # WHEN the batch runs, THEN sale 1 is listed and untouched; sale 2 is processed
@@ -553,10 +553,10 @@ def test_clients_built_by_the_service_have_one_connection_per_pool_thread(aws: d
     service = fanout.FanoutService.build(settings)
     try:
         assert service.executor._max_workers == 48
-        assert service.records._client.meta.config.max_pool_connections == 48
-        assert service.sender._client.meta.config.max_pool_connections == 48
-        assert service.dead_letters._client.meta.config.max_pool_connections == 48
-        assert service.records._client.meta.config.retries["mode"] == "standard"
+        assert service.batch.records._client.meta.config.max_pool_connections == 48
+        assert service.batch.sender._client.meta.config.max_pool_connections == 48
+        assert service.batch.dead_letters._client.meta.config.max_pool_connections == 48
+        assert service.batch.records._client.meta.config.retries["mode"] == "standard"
     finally:
         service.close()
 
@@ -578,7 +578,7 @@ def test_delivery_incomplete_is_what_a_sale_failed_by_firehose_entries_carries(a
     (outcome,) = result.outcomes
     assert outcome.kind == "failed"
     assert isinstance(outcome.error, DeliveryIncomplete)
-    assert result.firehose_resends == service.sender.backoff.max_attempts - 1
+    assert result.firehose_resends == service.batch.sender.backoff.max_attempts - 1
 
 
 class FailingIdempotencyWrites:

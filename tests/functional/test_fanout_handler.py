@@ -236,11 +236,11 @@ def test_firehose_failure_raises_and_the_retry_forwards_the_sale(aws: dict[str, 
 def test_firehose_entries_failing_every_resend_raise_delivery_incomplete(aws: dict[str, Any]) -> None:
     firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 10)})
     service = _configure(aws, firehose=firehose)
-    service.sender.backoff.sleep = lambda _seconds: None
+    service.batch.sender.backoff.sleep = lambda _seconds: None
 
     with pytest.raises(DeliveryIncomplete, match="ServiceUnavailableException"):
         fanout.lambda_handler(load_event("product_sold"), CONTEXT)
-    assert len(firehose.calls) == service.sender.backoff.max_attempts
+    assert len(firehose.calls) == service.batch.sender.backoff.max_attempts
 
     # the idempotency record was released: a later retry goes through
     firehose.fail_entries = {}
@@ -251,7 +251,7 @@ def test_firehose_entries_failing_every_resend_raise_delivery_incomplete(aws: di
 def test_partial_firehose_failure_is_resent_and_the_event_succeeds(aws: dict[str, Any]) -> None:
     firehose = RecordingFirehose(fail_entries={1: {0}})
     service = _configure(aws, firehose=firehose)
-    service.sender.backoff.sleep = lambda _seconds: None
+    service.batch.sender.backoff.sleep = lambda _seconds: None
 
     assert fanout.lambda_handler(load_event("product_sold"), CONTEXT)["outcome"] == "processed"
     assert len(firehose.calls) == 2
@@ -383,14 +383,14 @@ def test_firehose_resends_are_counted_even_when_delivery_fails(
 ) -> None:
     firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 10)})
     service = _configure(aws, firehose=firehose)
-    service.sender.backoff.sleep = lambda _seconds: None
+    service.batch.sender.backoff.sleep = lambda _seconds: None
 
     with pytest.raises(DeliveryIncomplete):
         fanout.lambda_handler(load_event("product_sold"), CONTEXT)
 
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     values = {name: blob[name] for blob in emitted for name in ("FirehoseResends", "SalesFailed") if name in blob}
-    assert values == {"FirehoseResends": [float(service.sender.backoff.max_attempts - 1)], "SalesFailed": [1.0]}
+    assert values == {"FirehoseResends": [float(service.batch.sender.backoff.max_attempts - 1)], "SalesFailed": [1.0]}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
+from fanout_lambda.adapters import FirehoseSender
 from local_pipeline.config import MIB, StreamConfig
 from local_pipeline.firehose import MAX_RECORD_BYTES, DirectPutQuota, LocalDeliveryStream, SimulatedClock
 from tests.unit.local_pipeline.test_parquet import row
@@ -573,3 +575,33 @@ def test_throttles_and_limits_are_published_as_firehose_metrics() -> None:
     assert sums["PutRequestsPerSecondLimit"]["Maximum"] == 1
     assert sums["RecordsPerSecondLimit"]["Maximum"] == 1
     assert sums["BytesPerSecondLimit"]["Maximum"] == 10 * MIB
+
+
+def test_a_sender_waiting_on_the_stream_resends_into_the_next_simulated_second() -> None:
+    # GIVEN a stream whose record quota is spent within the second, and the fan-out's own sender (real class,
+    # real backoff) whose waits are simulated time: 0.6 s, then 1.0 s (capped) between its four attempts
+    h = quota_harness(records_per_second=2)
+    waits = iter([0.6, 1.0, 1.0])
+    sender = FirehoseSender(h.stream, "stream-under-test", sleep=lambda s: h.stream.wait(round(s * 1000)))
+    sender.backoff.jitter = lambda low, high: next(waits)
+    # WHEN it sends three records at T0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        report = sender.submit([record("a"), record("b"), record("c")], pool).result()
+    # THEN the third is refused at T0, resent 0.6 s later (same second: refused again), then 1.0 s later
+    # (second T0+1: accepted); the clock stands where the last resend happened
+    assert report.failed == {}
+    assert report.resent == 2
+    assert h.clock.now_ms == T0 + 1600
+    assert h.stream.stats.throttled_records == 2
+
+
+def test_waiting_flushes_the_buffers_that_fall_due_meanwhile() -> None:
+    h = Harness(ok_transform())
+    h.put(record("a"))
+    h.stream.wait(60_000 + 299_999)  # the processor ran at T0 + 60 s; its partition buffer is not due yet
+    assert h.lake() == {}
+    h.stream.wait(1)
+    assert h.clock.now_ms == T0 + 60_000 + 300_000
+    assert len(h.lake()) == 1  # delivered when its interval elapsed, during the wait
+    h.stream.wait(-5)  # never backwards
+    assert h.clock.now_ms == T0 + 60_000 + 300_000
