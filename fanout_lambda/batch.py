@@ -5,6 +5,8 @@ its own :class:`Outcome`; a failure never spills over to a neighbour. The AWS ca
 stages, each stage's calls concurrently on the container's thread pool:
 
 1. the idempotency claims (one conditional PutItem per distinct sale) and the dead letters (SendMessageBatch);
+   while they are in flight, each sale's item and Firehose record are built (CPU work that would otherwise
+   wait for the claims to come back; a duplicate's are thrown away);
 2. the sales items of the sales claimed (BatchWriteItem, 25 a call; a lone item with PutItem);
 3. the Firehose records of the items written (PutRecordBatch, 500 records / 4 MiB a call);
 4. the completions of the sales whose item and record were both written, and the releases of the others
@@ -21,14 +23,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from .adapters import DeadLetter, DeadLetterQueue, FirehoseSender, SalesStore
+from .adapters import DeadLetter, DeadLetterQueue, FirehoseSender, Pending, SalesStore
 from .claims import Claim, IdempotencyRecords
 from .errors import InvalidSaleEvent
 from .sale import Sale, firehose_record, idempotency_key, sales_item
@@ -78,6 +80,10 @@ class Outcome:
     dead_letter_id: str | None = None
     #: True for a later copy of a sale that appeared earlier in the same batch.
     in_batch_copy: bool = False
+    #: The sale's item and Firehose record, built while its claim is in flight (the record, or why none could
+    #: be built: that fails this sale alone, at the delivery stage, as it always did).
+    item: dict[str, dict[str, Any]] | None = None
+    record: bytes | Exception | None = None
 
     @property
     def retry(self) -> bool:
@@ -141,7 +147,9 @@ class SaleBatch:
             else:
                 first_copy[outcome.record_id] = outcome
 
-        claimed = self._claim(list(first_copy.values()), letters, remaining_time_in_millis, result)
+        pending = self._start_claims(list(first_copy.values()), letters, remaining_time_in_millis)
+        _prepare(first_copy.values())
+        claimed = self._finish_claims(pending, letters, result)
         written = self._write_items(claimed, result)
         delivered = self._deliver(written, result)
         self._settle(claimed, delivered, result)
@@ -149,13 +157,12 @@ class SaleBatch:
             _follow(copy, first)
         return result
 
-    def _claim(
+    def _start_claims(
         self,
         sales: list[Outcome],
         letters: list[tuple[Outcome, InvalidSaleEvent]],
         remaining_time_in_millis: int | None,
-        result: BatchResult,
-    ) -> list[tuple[Outcome, Claim]]:
+    ) -> _PendingClaims:
         pending_letters = self.dead_letters.submit(
             [DeadLetter(o.message.event, exc.as_dict(), type(exc).__name__) for o, exc in letters], self.executor
         )
@@ -163,8 +170,13 @@ class SaleBatch:
             (outcome, self.executor.submit(self.records.claim, str(outcome.record_id), remaining_time_in_millis))
             for outcome in sales
         ]
+        return _PendingClaims(futures, pending_letters)
+
+    def _finish_claims(
+        self, pending: _PendingClaims, letters: list[tuple[Outcome, InvalidSaleEvent]], result: BatchResult
+    ) -> list[tuple[Outcome, Claim]]:
         claimed: list[tuple[Outcome, Claim]] = []
-        for outcome, future in futures:
+        for outcome, future in pending.claims:
             result.calls += 1
             try:
                 claim = future.result()
@@ -178,7 +190,7 @@ class SaleBatch:
                 outcome.kind = "in_progress"
             else:
                 claimed.append((outcome, claim))
-        report = pending_letters.result()
+        report = pending.letters.result()
         result.calls += report.calls
         for position, (outcome, problem) in enumerate(letters):
             if position in report.failed:  # not kept anywhere yet: the message must come again
@@ -189,8 +201,7 @@ class SaleBatch:
         return claimed
 
     def _write_items(self, claimed: list[tuple[Outcome, Claim]], result: BatchResult) -> list[tuple[Outcome, Claim]]:
-        now = time.time()
-        items = [sales_item(_sale(outcome), now) for outcome, _ in claimed]
+        items = [_item(outcome) for outcome, _ in claimed]
         report = self.store.submit(items, self.executor).result() if items else None
         if report is None:
             return []
@@ -203,11 +214,10 @@ class SaleBatch:
         records: list[bytes] = []
         sendable: list[tuple[Outcome, Claim]] = []
         for outcome, claim in written:
-            try:
-                records.append(firehose_record(_sale(outcome)))
-            except (TypeError, ValueError) as exc:  # a value no encoder takes fails its own sale, not the batch
-                outcome.error = exc
+            if not isinstance(outcome.record, bytes):  # a value no encoder takes fails its own sale, not the batch
+                outcome.error = outcome.record or ValueError("no Firehose record built")
                 continue
+            records.append(outcome.record)
             sendable.append((outcome, claim))
         if not sendable:
             return []
@@ -241,6 +251,32 @@ class SaleBatch:
         for position, error in report.failed.items():
             outcome, completed = owners[position]
             (result.unsettled if completed else result.unreleased).append((outcome, error))
+
+
+@dataclass
+class _PendingClaims:
+    """The claims and dead letters of a batch, in flight."""
+
+    claims: list[tuple[Outcome, Future[Claim]]]
+    letters: Pending
+
+
+def _prepare(sales: Iterable[Outcome]) -> None:
+    """Build each sale's item and Firehose record (see the module's stage 1)."""
+    now = time.time()
+    for outcome in sales:
+        sale = _sale(outcome)
+        outcome.item = sales_item(sale, now)
+        try:
+            outcome.record = firehose_record(sale)
+        except (TypeError, ValueError) as exc:
+            outcome.record = exc
+
+
+def _item(outcome: Outcome) -> dict[str, dict[str, Any]]:
+    if outcome.item is None:  # pragma: no cover - _prepare builds every claimed sale's item
+        raise ValueError("outcome without an item")
+    return outcome.item
 
 
 def _follow(copy: Outcome, first: Outcome) -> None:

@@ -28,11 +28,10 @@ from moto import mock_aws
 from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
 from local_pipeline.config import StreamConfig
 from local_pipeline.context import ACCOUNT_ID
-from local_pipeline.dynamodb_process import DynamoDBProcess
+from local_pipeline.dynamodb_process import DynamoDBProcess, child_environment
 
 __all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError", "dead_letter_body"]
 
-_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: moto keeps an S3 object in memory up to this size, then in a temporary file: the lake of a 100,000-event
 #: run is ~500 MB of Parquet, which belongs on disk (moto's default buffer is ~5 MB per object).
 _S3_KEY_BUFFER_BYTES = 64 * 1024
@@ -87,11 +86,7 @@ class EmbeddedAws:
 
     def __enter__(self) -> EmbeddedAws:
         # Credentials are never real here: moto ignores them and a local endpoint only needs them signed.
-        settings = {
-            **_DUMMY_CREDENTIALS,
-            "AWS_DEFAULT_REGION": self.region,
-            "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(_S3_KEY_BUFFER_BYTES),
-        }
+        settings = {**child_environment(self.region), "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(_S3_KEY_BUFFER_BYTES)}
         for name, value in settings.items():
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value
@@ -100,7 +95,7 @@ class EmbeddedAws:
         if self.endpoint_url is None:
             self._mock = mock_aws()
             self._mock.start()
-            self.dynamodb_process = DynamoDBProcess({**_DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region})
+            self.dynamodb_process = DynamoDBProcess(child_environment(self.region))
         return self
 
     def __exit__(

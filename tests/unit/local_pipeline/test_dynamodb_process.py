@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models import dynamo_type, dynamodb_backends
 
 from fanout_lambda.claims import IdempotencyRecords
 from local_pipeline.aws import EmbeddedAws
 from local_pipeline.context import ACCOUNT_ID
-from local_pipeline.dynamodb_process import DynamoDBProcessError
+from local_pipeline.dynamodb_process import _ITEM_SOURCES, DynamoDBProcessError
 
 
 @pytest.fixture
@@ -82,3 +84,24 @@ def test_closing_reports_the_child_s_peak_memory() -> None:
     assert process is not None
     assert process.peak_rss_bytes is not None
     assert process.peak_rss_bytes > 10 * 1024 * 1024
+
+
+def test_an_item_over_400_kb_is_still_refused(aws: EmbeddedAws) -> None:
+    # the child builds items with a running size total instead of moto's quadratic sum: same limit, same error
+    dynamodb = aws.client("dynamodb")
+    small = {"id": {"S": "k"}, "a": {"S": "x" * 200_000}}
+    dynamodb.put_item(TableName=aws.names.idempotency_table, Item=small)
+    with pytest.raises(ClientError) as raised:
+        dynamodb.put_item(TableName=aws.names.idempotency_table, Item={**small, "b": {"S": "y" * 205_000}})
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item size has exceeded the maximum allowed size" in raised.value.response["Error"]["Message"]
+
+
+def test_the_linear_item_build_applies_to_the_installed_moto() -> None:
+    # the child replaces moto's Item.__init__ only for the source it was checked against: a moto upgrade that
+    # changes either function turns the speed-up off (answers stay moto's), and this test says so
+    sources = tuple(
+        hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+        for function in (dynamo_type.Item.__init__, dynamo_type.LimitedSizeDict.__setitem__)
+    )
+    assert sources == _ITEM_SOURCES
