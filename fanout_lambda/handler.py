@@ -20,6 +20,7 @@ Outcomes (each logged and counted as an EMF metric, per invocation):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -169,8 +170,13 @@ class FanoutService:
         """Run ``messages`` through the batch; log and count every outcome."""
         remaining = context.get_remaining_time_in_millis() if context is not None else None
         result = self.batch.process(messages, remaining)
+        # One INFO line per invocation: in direct mode a sale's own; in queue mode the batch's summary below,
+        # with each processed or duplicate sale at DEBUG (POWERTOOLS_LOG_LEVEL=DEBUG traces every sale). A
+        # sale that went wrong is always logged on its own, as a warning or an error.
+        quiet = queue and logger.log_level > logging.DEBUG
         for outcome in result.outcomes:
-            _log(outcome, queue)
+            if not (quiet and outcome.kind in ("processed", "duplicate")):
+                _log(outcome, queue)
         for outcome, error in result.unsettled:
             logger.warning(
                 "sale done but its completion not recorded; its claim lapses when this invocation's time is over",
@@ -211,12 +217,13 @@ def _fields(outcome: Outcome) -> dict[str, Any]:
 def _log(outcome: Outcome, queue: bool) -> None:
     fields = _fields(outcome)
     retried = "the message is listed for redelivery" if queue else "Lambda will retry the event"
+    routine = logger.debug if queue else logger.info
     if outcome.kind == "processed":
         sale = outcome.sale
         assert sale is not None
-        logger.info("sale processed", extra={**fields, "product_id": sale.product_id, "shard": sale.shard})
+        routine("sale processed", extra={**fields, "product_id": sale.product_id, "shard": sale.shard})
     elif outcome.kind == "duplicate":
-        logger.info(
+        routine(
             "duplicate sale skipped",
             extra={**fields, "first_event_id": outcome.first_event_id, "in_batch_copy": outcome.in_batch_copy},
         )

@@ -623,3 +623,37 @@ def test_unrecorded_completions_and_releases_lose_nothing_and_lapse_with_the_inv
     time.sleep(0.3)
     assert _listed(fanout.lambda_handler(redelivery(batch, response), CONTEXT)) == []
     _exactly_once(aws, firehose, [1, 2])
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_a_queue_batch_logs_one_summary_line_and_each_problem_each_sale_only_at_debug(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture, level: str
+) -> None:
+    # GIVEN the fan-out at the log level Terraform's var.log_level sets
+    _configure(aws, firehose=RecordingFirehose())
+    fanout.logger.setLevel(level)
+    caplog.set_level(level, logger=fanout.logger.name)
+    try:
+        # WHEN a batch carries two new sales, a duplicate and an invalid event
+        fanout.lambda_handler(
+            sqs_event(
+                [
+                    ("m1", sale_event(1)),
+                    ("m2", sale_event(2)),
+                    ("m3", sale_event(1, event_id="republished-1")),
+                    ("m4", load_event("negative_price")),
+                ]
+            ),
+            CONTEXT,
+        )
+    finally:
+        fanout.logger.setLevel("INFO")
+    messages = Counter(record.getMessage() for record in caplog.records)
+    # THEN one INFO summary counts every outcome, and the invalid event is logged on its own
+    (summary,) = [record for record in caplog.records if record.getMessage() == "batch done"]
+    assert summary.levelname == "INFO"
+    assert (summary.processed, summary.duplicate, summary.rejected) == (2, 1, 1)
+    assert messages["invalid sale event sent to the dead-letter queue"] == 1
+    # and each routine sale has its own line only at DEBUG
+    routine = messages["sale processed"] + messages["duplicate sale skipped"]
+    assert routine == (3 if level == "DEBUG" else 0)
