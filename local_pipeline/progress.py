@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import io
+import os
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -31,14 +32,17 @@ class Progress:
         if _is_terminal(out):
             from tqdm import tqdm  # noqa: PLC0415 - only a terminal needs it
 
-            # A terminal that reports no width (some pseudo-terminals) would get an empty bar: assume 100 columns.
-            width = shutil.get_terminal_size((100, 20)).columns
+            # A terminal that reports no size (a pseudo-terminal nobody sized: `docker run -t`, some CI runners)
+            # would get nothing from tqdm, which fits the bar to the terminal's width and hides it below its last
+            # row: assume 100 x 20 there.
+            sized = _terminal_columns(out) > 0
             self._bar = tqdm(
                 total=total,
                 unit=f" {unit}",
                 file=out,
-                ncols=width if width > 0 else 100,
-                dynamic_ncols=width > 0,
+                ncols=None if sized else 100,
+                nrows=None if sized else 20,
+                dynamic_ncols=sized,
                 smoothing=0.1,
                 leave=True,
             )
@@ -68,6 +72,13 @@ class Progress:
         """Finish the bar (plain mode has nothing to close)."""
         if self._bar is not None:
             self._bar.close()
+
+
+def _terminal_columns(out: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return 0
 
 
 def _is_terminal(out: IO[str]) -> bool:
