@@ -18,10 +18,12 @@ with them; summaries are counters. Only the queue's backlog and the stream's buf
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import random
+import resource
 import socket
 import sys
 import threading
@@ -176,6 +178,14 @@ class RunSummary:
     faults_injected: Counter[str] = field(default_factory=Counter)
     fanout_retries: Counter[str] = field(default_factory=Counter)
     audit: AuditReport | None = None
+    #: Peak resident sets (bytes): this process's, and the embedded DynamoDB child's (None against an endpoint).
+    peak_rss_bytes: int = 0
+    dynamodb_peak_rss_bytes: int | None = None
+
+    @property
+    def peak_memory_bytes(self) -> int:
+        """Both processes' peaks added: an upper bound on what the run held at once."""
+        return self.peak_rss_bytes + (self.dynamodb_peak_rss_bytes or 0)
 
     @property
     def sent(self) -> int:
@@ -217,6 +227,9 @@ class RunSummary:
             "events_per_second": round(self.events_per_second, 1),
             "max_delivery_latency_seconds": stats.max_delivery_latency_ms / 1000,
             # Extras.
+            "peak_rss_mb": _mb(self.peak_rss_bytes),
+            "dynamodb_peak_rss_mb": None if self.dynamodb_peak_rss_bytes is None else _mb(self.dynamodb_peak_rss_bytes),
+            "peak_memory_mb": _mb(self.peak_memory_bytes),
             "source": self.source,
             "events_retried": self.events_retried,
             "fanout_errors": self.fanout_errors,
@@ -323,11 +336,14 @@ class DeadLetterGauge:
 
 
 class MeteredSqs:
-    """An SQS client that reports the messages it sends to the dead-letter queue to a :class:`DeadLetterGauge`
-    (what CloudWatch would count); every call goes to the real client unchanged."""
+    """The fan-out's SQS client: it reports the messages sent to the dead-letter queue to a
+    :class:`DeadLetterGauge` (what CloudWatch would count), and sends batches to that queue through
+    :meth:`EmbeddedAws.send_dead_letters` (moto's own SendMessageBatch is quadratic in the queue's length);
+    every other call goes to the real client unchanged."""
 
-    def __init__(self, client: Any, gauge: DeadLetterGauge) -> None:
-        self._client = client
+    def __init__(self, aws: EmbeddedAws, gauge: DeadLetterGauge) -> None:
+        self._aws = aws
+        self._client = aws.client("sqs")
         self._gauge = gauge
 
     def send_message(self, **kwargs: Any) -> Any:
@@ -338,7 +354,10 @@ class MeteredSqs:
 
     def send_message_batch(self, **kwargs: Any) -> Any:
         """SendMessageBatch, its successful entries recorded."""
-        response = self._client.send_message_batch(**kwargs)
+        if kwargs.get("QueueUrl") == self._aws.queue_url and set(kwargs) == {"QueueUrl", "Entries"}:
+            response = self._aws.send_dead_letters(kwargs["Entries"])
+        else:
+            response = self._client.send_message_batch(**kwargs)
         sent = {entry["Id"] for entry in response.get("Successful", [])}
         self._gauge.record([entry["MessageBody"] for entry in kwargs["Entries"] if entry["Id"] in sent])
         return response
@@ -396,6 +415,7 @@ def run(
 ) -> RunSummary:
     """Run the pipeline end to end; print progress, the summary and the dashboards to ``out``."""
     started = time.perf_counter()  # end to end: generating the burst is part of the run
+    _one_malloc_arena()
     trigger = options.resolved_trigger()
     total = _preflight(options)
     config = StreamConfig.from_declarations()
@@ -433,6 +453,9 @@ def run(
             values = aws.stack_outputs(config, trigger=services.trigger_name)
             write_report(staged / REPORT_FILE, cloudwatch=aws.client("cloudwatch"), sqs=aws.client("sqs"),
                          outputs=values, lake_dir=staged if options.dashboards else None)  # fmt: skip
+        summary.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        if aws.dynamodb_process is not None:
+            summary.dynamodb_peak_rss_bytes = aws.dynamodb_process.peak_rss_bytes
         _write_json(staged / SUMMARY_FILE, summary.as_json())
         lake = out_folder.commit(staged, options.out)
     except BaseException:
@@ -568,7 +591,7 @@ def _fanout_entry(
     A crashed invocation's environment is replaced, as Lambda replaces one after a timeout: the dead invocation's
     pool threads are waited for (so none of them writes after its death), then a fresh service is built.
     """
-    sqs: Any = MeteredSqs(aws.client("sqs"), dlq)
+    sqs: Any = MeteredSqs(aws, dlq)
     dynamodb: Any = aws.client("dynamodb")
     firehose: Any = stream
     if faults is not None:
@@ -917,6 +940,39 @@ def _progress_detail(summary: RunSummary, services: Services) -> str:
     )
 
 
+#: glibc's mallopt parameter that caps the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+
+
+def _one_malloc_arena() -> None:
+    """Have glibc's malloc serve every thread of this process from one arena.
+
+    glibc gives each thread that allocates its own arena (up to 8 per core), and each keeps the memory its
+    thread freed: the fan-out's 32-thread pool, building and parsing DynamoDB requests of 4 KB items, left
+    the run's resident set at 598 MB after 20,000 events (430 MB with one arena, at the same speed: measured
+    with ``MALLOC_ARENA_MAX``, which has to be set before the process starts; this is the same setting,
+    made from inside). Threads created after this call use the one arena. Not glibc (macOS, musl): nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _mb(size: int) -> float:
+    return round(size / 1_000_000, 1)
+
+
+def _memory_parts(summary: RunSummary) -> str:
+    if summary.dynamodb_peak_rss_bytes is None:
+        return "resident set of this process"
+    return (
+        f"peak resident sets: {_mb(summary.peak_rss_bytes):.0f} MB this process + "
+        f"{_mb(summary.dynamodb_peak_rss_bytes):.0f} MB the embedded DynamoDB"
+    )
+
+
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
@@ -963,6 +1019,7 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  dead letters            {summary.dead_letters:>8}   ({DEAD_LETTERS_FILE})",
         f"  lake mirrored to        {lake}  ({summary.mirrored} objects; {SUMMARY_FILE}, {OUTPUTS_FILE})",
         f"  wall time               {summary.seconds:>8.1f} s   ({summary.events_per_second:,.0f} events/s end to end)",
+        f"  peak memory             {_mb(summary.peak_memory_bytes):>8.0f} MB  ({_memory_parts(summary)})",
     ]
     if summary.faults != "none":
         injected = ", ".join(f"{name} {count}" for name, count in sorted(summary.faults_injected.items()))

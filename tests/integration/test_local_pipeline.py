@@ -337,6 +337,7 @@ def test_the_same_run_against_a_moto_server_endpoint(tmp_path: Path) -> None:
     kinds = Counter(g.kind for g in burst(BurstSpec(events=30, seed=5)))
     assert summary.stream.rows_delivered == summary.outcomes["processed"] == kinds["valid"]
     assert summary.dead_letters == kinds["invalid"]
+    assert summary.dynamodb_peak_rss_bytes is None  # the server holds DynamoDB: no child process was started
 
 
 def test_the_run_writes_its_resources_in_terraform_output_shape(burst_run: tuple[RunSummary, Path]) -> None:
@@ -399,6 +400,10 @@ def test_summary_json_has_every_key_the_issue_lists_and_matches_the_run(burst_ru
     assert 0 < written["firehose_put_requests"] <= written["fanout_invocations"]
     # a record waits at least the buffering interval's share before its object is written
     assert 0 < written["max_delivery_latency_seconds"] <= 900 + 300
+    # both processes' peak resident sets, and their sum (the embedded DynamoDB runs in its own process)
+    assert written["peak_rss_mb"] > 50
+    assert written["dynamodb_peak_rss_mb"] > 20
+    assert written["peak_memory_mb"] == pytest.approx(written["peak_rss_mb"] + written["dynamodb_peak_rss_mb"], abs=0.2)
 
 
 def test_every_dead_letter_is_one_line_of_dead_letters_jsonl(burst_run: tuple[RunSummary, Path]) -> None:

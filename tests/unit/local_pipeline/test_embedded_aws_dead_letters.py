@@ -1,0 +1,68 @@
+"""The local run's SendMessageBatch to the DLQ answers as moto's own does (it skips only moto's per-entry count
+of the whole queue): same messages in the queue, same errors for the same bad requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
+from local_pipeline.aws import EmbeddedAws
+
+
+@pytest.fixture
+def aws() -> Iterator[EmbeddedAws]:
+    with EmbeddedAws() as embedded:
+        embedded.create_resources()
+        yield embedded
+
+
+def entry(entry_id: str, body: str = "{}", error_type: str = "InvalidSaleEvent") -> dict[str, Any]:
+    return {
+        "Id": entry_id,
+        "MessageBody": body,
+        "MessageAttributes": {"errorType": {"DataType": "String", "StringValue": error_type}},
+    }
+
+
+def test_dead_letters_land_in_the_queue_with_their_attributes(aws: EmbeddedAws) -> None:
+    response = aws.send_dead_letters([entry("0", '{"a":1}'), entry("1", '{"b":2}', "DeadLetterTooLarge")])
+    assert [sent["Id"] for sent in response["Successful"]] == ["0", "1"]
+    assert response["Failed"] == []
+    received = aws.client("sqs").receive_message(
+        QueueUrl=aws.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    by_body = {m["Body"]: m for m in received}
+    assert set(by_body) == {'{"a":1}', '{"b":2}'}
+    assert by_body['{"b":2}']["MessageAttributes"]["errorType"]["StringValue"] == "DeadLetterTooLarge"
+    assert {m["MessageId"] for m in received} == {sent["MessageId"] for sent in response["Successful"]}
+    assert {m["MD5OfBody"] for m in received} == {sent["MD5OfMessageBody"] for sent in response["Successful"]}
+
+
+BAD_REQUESTS: dict[str, Callable[[], list[dict[str, Any]]]] = {
+    "eleven entries": lambda: [entry(str(i)) for i in range(11)],
+    "ids not distinct": lambda: [entry("a"), entry("a")],
+    "id with a dot": lambda: [entry("a.b")],
+    "batch too long": lambda: [entry(str(i), "x" * MAX_SQS_MESSAGE_BYTES) for i in range(5)],
+    "body too long": lambda: [entry("0", "x" * (MAX_SQS_MESSAGE_BYTES + 1))],
+}
+
+
+@pytest.mark.parametrize("make", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_a_bad_batch_is_refused_with_the_error_moto_gives(
+    aws: EmbeddedAws, make: Callable[[], list[dict[str, Any]]]
+) -> None:
+    with pytest.raises(ClientError) as moto_said:
+        aws.client("sqs").send_message_batch(QueueUrl=aws.queue_url, Entries=make())
+    with pytest.raises(ClientError) as we_say:
+        aws.send_dead_letters(make())
+    assert we_say.value.response["Error"] == moto_said.value.response["Error"]
+    assert (
+        aws.client("sqs").get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+        == "0"
+    )
