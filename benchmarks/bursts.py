@@ -9,10 +9,10 @@ BENCHMARKS.md between the burst markers (``--no-write`` leaves the file alone).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,25 +38,20 @@ class Cell:
 
 
 def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds: int) -> Cell:
-    """One run of the burst; its summary.json."""
-    from local_pipeline.runner import RunOptions, run  # heavy imports only when measuring
-
+    """One run of the burst, in a process of its own (its peak memory is its own); its summary.json."""
     with tempfile.TemporaryDirectory(prefix="burst-") as folder:
         out = Path(folder) / "lake"
+        command = [
+            sys.executable, "-m", "local_pipeline.cli", "run", "-n", str(events), "--seed", str(seed),
+            "--burst-seconds", str(burst_seconds), "--region", region, "--trigger", trigger,
+            "--no-dashboards", "--out", str(out),
+        ]  # fmt: skip
         started = time.perf_counter()
-        run(
-            RunOptions(
-                events=events,
-                seed=seed,
-                out=out,
-                burst_seconds=burst_seconds,
-                region=region,
-                dashboards=False,
-                trigger=trigger,  # type: ignore[arg-type]
-            ),
-            out=io.StringIO(),
-        )
+        # The run's progress lines go to this command's stderr; its summary is read from summary.json.
+        finished = subprocess.run(command, stdout=sys.stderr, check=False)  # noqa: S603 - this interpreter
         wall = time.perf_counter() - started
+        if finished.returncode != 0:
+            raise SystemExit(f"{trigger} in {region}: sales-pipeline run exited with {finished.returncode}")
         summary = json.loads((out / "summary.json").read_text())
     return Cell(trigger, region, summary, wall)
 
@@ -66,8 +61,8 @@ def table(cells: list[Cell]) -> list[str]:
     lines = [
         "| trigger | region | Firehose requests | throttled requests | peak requests/s (quota) | throttled records "
         "| fan-out invocations | events retried | events in the DLQ (failed) | lake rows | max delivery latency "
-        "| wall time |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| wall time | peak memory |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in cells:
         s = cell.summary
@@ -76,7 +71,8 @@ def table(cells: list[Cell]) -> list[str]:
             f"| {s['firehose_peak_requests_per_second']:,} ({s['firehose_requests_per_second_quota']:,}) "
             f"| {s['firehose_throttled_records']:,} | {s['fanout_invocations']:,} | {s['events_retried']:,} "
             f"| {s['dead_letters']:,} ({s['failed']:,}) | {s['lake_rows']:,} "
-            f"| {s['max_delivery_latency_seconds']:,.0f} s | {cell.wall_seconds:,.0f} s |"
+            f"| {s['max_delivery_latency_seconds']:,.0f} s | {cell.wall_seconds:,.0f} s "
+            f"| {s.get('peak_memory_mb', 0):,.0f} MB |"
         )
     return lines
 
@@ -112,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         START,
         f"Measured with `{command}` on {os.cpu_count()} cores, Python {platform.python_version()}: the seeded "
         f"burst of {args.events:,} events at {args.rate:,} events/s ({burst_seconds} simulated seconds), each "
-        "cell one `sales-pipeline run` of it; figures from the run's summary.json.",
+        "cell one `sales-pipeline run` of it in its own process, one after the other; every figure from that "
+        "run's summary.json (peak memory: the run's and its embedded DynamoDB's peak resident sets added).",
         "",
         *table(cells),
         END,
