@@ -108,8 +108,8 @@ REPORT_FILE = "report.html"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 #: How often (in events offered) the sales table's items leave moto's memory for a file (EmbeddedAws.spill_sales_items).
 SPILL_EVERY_EVENTS = 2000
-#: The fan-out's function timeout (Terraform's fanout_timeout_seconds default): a context's remaining time at start.
-FANOUT_TIMEOUT_MS = 30_000
+#: The fan-out's function timeout (pipeline.json, Terraform's default): a context's remaining time at start.
+FANOUT_TIMEOUT_MS = pipeline_config.fanout_timeout_seconds() * 1000
 #: Socket timeout of the ``--endpoint-url`` check.
 _ENDPOINT_CHECK_SECONDS = 3.0
 

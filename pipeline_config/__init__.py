@@ -63,3 +63,8 @@ def sold_date_years() -> tuple[int, int]:
     """pipeline.json's ``sold_date_years`` as ``(first, last)``: the years Athena's projection shows."""
     years = load()["sold_date_years"]
     return int(years["first"]), int(years["last"])
+
+
+def fanout_timeout_seconds() -> int:
+    """pipeline.json's ``fanout_timeout_seconds``: the fan-out Lambda's timeout (Terraform's default)."""
+    return int(load()["fanout_timeout_seconds"])

@@ -6,8 +6,9 @@
 # Either way the rule's target keeps EventBridge's retry policy and the dead-letter queue for events
 # EventBridge cannot deliver (eventbridge.tf).
 locals {
-  fanout_trigger       = coalesce(var.fanout_trigger, local.pipeline.fanout_trigger)
-  buffer_queue_enabled = local.fanout_trigger == "queue"
+  fanout_trigger         = coalesce(var.fanout_trigger, local.pipeline.fanout_trigger)
+  fanout_timeout_seconds = coalesce(var.fanout_timeout_seconds, local.pipeline.fanout_timeout_seconds)
+  buffer_queue_enabled   = local.fanout_trigger == "queue"
 
   # pipeline.json's buffer_queue values, each overridable by a variable (null keeps the file's value).
   buffer_queue = {
@@ -23,7 +24,7 @@ locals {
   # Lambda DG, "Creating and configuring an Amazon SQS event source mapping": the queue's visibility timeout
   # must be at least six times the function timeout (and the timeout may never exceed it), plus the batching
   # window, during which the first messages of a batch are already in flight.
-  buffer_queue_minimum_visibility_seconds = 6 * var.fanout_timeout_seconds + local.buffer_queue.maximum_batching_window_seconds
+  buffer_queue_minimum_visibility_seconds = 6 * local.fanout_timeout_seconds + local.buffer_queue.maximum_batching_window_seconds
 }
 
 # -------------------------------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ resource "aws_sqs_queue" "buffer" {
     # The variables' validation blocks only see overrides; pipeline.json's own values are checked here too.
     precondition {
       condition     = local.buffer_queue.visibility_timeout_seconds >= local.buffer_queue_minimum_visibility_seconds
-      error_message = "The buffer queue's visibility timeout (${local.buffer_queue.visibility_timeout_seconds} s, buffer_queue.visibility_timeout_seconds in pipeline_config/pipeline.json or buffer_queue_visibility_timeout_seconds) must be at least 6 x fanout_timeout_seconds (${var.fanout_timeout_seconds} s) + the maximum batching window (${local.buffer_queue.maximum_batching_window_seconds} s) = ${local.buffer_queue_minimum_visibility_seconds} s (Lambda DG: at least six times the function timeout), or a batch still running becomes visible again and is processed twice."
+      error_message = "The buffer queue's visibility timeout (${local.buffer_queue.visibility_timeout_seconds} s, buffer_queue.visibility_timeout_seconds in pipeline_config/pipeline.json or buffer_queue_visibility_timeout_seconds) must be at least 6 x fanout_timeout_seconds (${local.fanout_timeout_seconds} s) + the maximum batching window (${local.buffer_queue.maximum_batching_window_seconds} s) = ${local.buffer_queue_minimum_visibility_seconds} s (Lambda DG: at least six times the function timeout), or a batch still running becomes visible again and is processed twice."
     }
     # (The provider itself checks the visibility timeout's and the retention's ranges; the receive count sits
     # inside the redrive policy's JSON, where nothing would check it before the API.)

@@ -46,7 +46,7 @@ resource "aws_lambda_function" "fanout" {
   filename         = local.fanout_package_path
   source_code_hash = filebase64sha256(local.fanout_package_path)
   memory_size      = var.fanout_memory_mb
-  timeout          = var.fanout_timeout_seconds
+  timeout          = local.fanout_timeout_seconds
   kms_key_arn      = aws_kms_key.this.arn
 
   reserved_concurrent_executions = var.fanout_reserved_concurrency == null ? -1 : var.fanout_reserved_concurrency

@@ -302,11 +302,11 @@ variable "fanout_memory_mb" {
 
 variable "fanout_timeout_seconds" {
   type        = number
-  default     = 30
-  description = "Timeout of the fan-out Lambda (s): covers DynamoDB and Firehose writes with their bounded resends."
+  default     = null
+  description = "Override of pipeline.json's fanout_timeout_seconds (3-900): the fan-out Lambda's timeout, covering DynamoDB and Firehose writes with their bounded resends. null keeps the file's value."
 
   validation {
-    condition     = var.fanout_timeout_seconds >= 3 && var.fanout_timeout_seconds <= 900
+    condition     = var.fanout_timeout_seconds == null || try(var.fanout_timeout_seconds >= 3 && var.fanout_timeout_seconds <= 900, false)
     error_message = "fanout_timeout_seconds must be between 3 and 900."
   }
 }

@@ -111,3 +111,14 @@ def test_the_queue_and_its_mapping_take_their_settings_from_the_declarations(ter
         "maxReceiveCount",
     ):
         assert re.search(rf"\n\s*{attribute}\s*=\s*local\.buffer_queue\.", terraform_text), attribute
+
+
+def test_the_fanout_timeout_is_declared_once(terraform_text: str) -> None:
+    from local_pipeline.runner import FANOUT_TIMEOUT_MS
+
+    assert pipeline_config.load()["fanout_timeout_seconds"] * 1000 == FANOUT_TIMEOUT_MS
+    assert re.search(
+        r"fanout_timeout_seconds\s*=\s*coalesce\(\s*var\.fanout_timeout_seconds\s*,\s*local\.pipeline\.fanout_timeout_seconds\s*\)",
+        terraform_text,
+    )
+    assert re.search(r"\btimeout\s*=\s*local\.fanout_timeout_seconds\b", terraform_text)
