@@ -2,11 +2,11 @@
 
 Against in-process moto, a burst's time goes mostly to DynamoDB: the fan-out's conditional claim, its batched
 item writes and its completions cost ~1.6 ms of moto per sale, on the one core the rest of the run (the
-simulated Firehose, the transform, Parquet, S3) also needs. Here moto's DynamoDB runs unchanged in a child
-process: a DynamoDB client of the run sends each request, exactly as botocore signed and serialised it, down
-a pipe instead of over HTTP, and the child answers it with moto's own request handler (the one ``mock_aws``
-installs in-process). The fan-out's concurrent calls queue in the pipe while the child works through them, so
-DynamoDB and the rest of the pipeline run side by side, as they do in AWS.
+simulated Firehose, the transform, Parquet, S3) also needs. Here moto's DynamoDB runs in a child process: a
+DynamoDB client of the run sends each request, exactly as botocore serialised it, down a socket pair instead
+of over HTTP, and the child answers it with moto's own DynamoDB request handler (the one moto's stubber and
+moto_server hand DynamoDB's requests to). The fan-out's concurrent calls queue in the socket while the child
+works through them, so DynamoDB and the rest of the pipeline run side by side, as they do in AWS.
 
 Only DynamoDB moves: its calls are small (a claim is ~0.5 KB), while S3 would carry every Parquet object across.
 """
@@ -154,8 +154,13 @@ class DynamoDBProcess:
         request_id = next(self._ids)
         with self._waiting_lock:
             self._waiting[request_id] = future
-        with self._send_lock:
-            self._conn.send((request_id, *message))
+        try:
+            with self._send_lock:
+                self._conn.send((request_id, *message))
+        except OSError as exc:  # the child went away between the check above and the send
+            with self._waiting_lock:
+                self._waiting.pop(request_id, None)
+            raise DynamoDBProcessError("the embedded DynamoDB process has stopped") from exc
         try:
             return future.result(timeout=timeout)
         except TimeoutError as exc:
