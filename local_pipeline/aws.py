@@ -34,6 +34,9 @@ from local_pipeline.dynamodb_process import DynamoDBProcess, child_environment
 
 __all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError", "dead_letter_body"]
 
+#: The embedded DynamoDB moves the sales table's items to a file whenever it holds more than this many
+#: (:meth:`EmbeddedAws.spill_sales_items`): ~10 KB of moto objects each.
+SPILL_OVER_ITEMS = 2000
 #: moto keeps an S3 object in memory up to this size, then in a temporary file: the lake of a 100,000-event
 #: run is ~500 MB of Parquet, which belongs on disk (moto's default buffer is ~5 MB per object).
 _S3_KEY_BUFFER_BYTES = 64 * 1024
@@ -83,8 +86,6 @@ class EmbeddedAws:
         self.buffer_queue_url: str | None = None
         self.dynamodb_process: DynamoDBProcess | None = None
         self._spill: Path | None = None
-        #: Sales items moved out of moto's memory so far (see :meth:`spill_sales_items`).
-        self.spilled_items = 0
 
     def __enter__(self) -> EmbeddedAws:
         # Credentials are never real here: moto ignores them and a local endpoint only needs them signed.
@@ -133,6 +134,10 @@ class EmbeddedAws:
         ``buffer_queue``, also the (empty) buffer queue, so its URL and ARN exist as in a deployed stack (the
         local runtime's :mod:`~local_pipeline.buffer_queue` carries the messages)."""
         create_tables(self.client("dynamodb"), self.names.sales_table, self.names.idempotency_table)
+        if self.dynamodb_process is not None:
+            self.dynamodb_process.spill_when_over(
+                SPILL_OVER_ITEMS, self.names.sales_table, self.region, ACCOUNT_ID, self._spill_path()
+            )
         self.queue_url = create_dead_letter_queue(self.client("sqs"), self.names.dead_letter_queue)
         if buffer_queue:
             self.buffer_queue_url = self.client("sqs").create_queue(QueueName=self.names.buffer_queue)["QueueUrl"]
@@ -173,21 +178,24 @@ class EmbeddedAws:
         """Move the sales table's items out of the embedded DynamoDB into a temporary gzip JSONL file; return
         how many.
 
-        moto holds each ~4.4 KB sales item as ~10 KB of Python objects (and keeps every item object it ever
-        made in an instance list), ~1 GB for a 100,000-event run, and the pipeline never reads them back
-        (duplicates are recognised by the idempotency table, which stays). The items are kept, on disk:
-        :meth:`sales_items` yields them all. Against an endpoint this does nothing
-        (the items live in the server's memory, not this process's).
+        moto holds each ~4.4 KB sales item as ~10 KB of Python objects, ~1 GB for a 100,000-event run, and the
+        pipeline never reads them back (duplicates are recognised by the idempotency table, which stays). The
+        items are kept, on disk: :meth:`sales_items` yields them all. The embedded DynamoDB does this by itself
+        whenever the table holds more than :data:`SPILL_OVER_ITEMS` items (set up by :meth:`create_resources`).
+        Against an endpoint this does nothing (the items live in the server's memory, not this process's).
         """
         if self.dynamodb_process is None:
             return 0
+        return self.dynamodb_process.spill_sales_items(
+            self.names.sales_table, self.region, ACCOUNT_ID, self._spill_path()
+        )
+
+    def _spill_path(self) -> Path:
         if self._spill is None:
             handle, name = tempfile.mkstemp(prefix="sales-items-", suffix=".jsonl.gz")
             os.close(handle)
             self._spill = Path(name)
-        moved = self.dynamodb_process.spill_sales_items(self.names.sales_table, self.region, ACCOUNT_ID, self._spill)
-        self.spilled_items += moved
-        return moved
+        return self._spill
 
     def sales_items(self) -> Iterator[dict[str, Any]]:
         """Every item of the sales table (DynamoDB JSON), spilled or not, each key once (the latest write)."""

@@ -40,6 +40,7 @@ from local_pipeline.context import ACCOUNT_ID
 from local_pipeline.firehose import SimulatedClock
 from local_pipeline.lambda_service import InvocationTiming, LambdaFunction
 from local_pipeline.metrics import MetricsRecorder
+from local_pipeline.spill import BodyFile, BodyRef
 
 __all__ = [
     "INVOCATION_PAYLOAD_LIMIT",
@@ -78,7 +79,8 @@ class Message:
     """One message in the buffer queue."""
 
     message_id: str
-    body: str
+    body: BodyRef  # in the queue's BodyFile: a backlog of 11 KB bodies stays on disk, not in memory
+    md5_of_body: str
     sent_ms: int
     record_bytes: int
     visible_at_ms: int
@@ -153,6 +155,7 @@ class BufferQueue:
         self._on_done = on_done
         # Fault injection (sqs-redelivery): asked at each delete whether this delete is lost (at-least-once).
         self._redeliver = redeliver
+        self._bodies = BodyFile()
         self._visible: deque[Message] = deque()
         self._visible_bytes = 0
         self._hidden: list[tuple[int, int, Message]] = []  # (visible again at, sequence, message): a heap
@@ -165,8 +168,10 @@ class BufferQueue:
     def send(self, body: str, *, key: str | None = None) -> str:
         """SendMessage at the simulated now (what the rule's SQS target does); return the message id."""
         now = self._clock.now_ms
-        message = Message(str(uuid.uuid4()), body, now, 0, now, key=key)
-        message.record_bytes = _record_size(message, self.arn, self._region)
+        data = body.encode()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        message = Message(str(uuid.uuid4()), self._bodies.put(data), md5, now, 0, now, key=key)
+        message.record_bytes = _record_size(message, body, self.arn, self._region)
         self._visible.append(message)
         self._visible_bytes += message.record_bytes
         self.stats.sent += 1
@@ -216,7 +221,7 @@ class BufferQueue:
         if message.receive_count >= self.settings.max_receive_count:
             # The redrive policy moves it on the receive attempt after the limit: the body goes unchanged.
             self.stats.moved_to_dlq += 1
-            self._dead_letter(message.body)
+            self._dead_letter(self._body(message))
             if self._dead_letter_queue_name is not None:
                 self._metric("NumberOfMessagesSent", 1, "Count", self._dead_letter_queue_name)
             self._done(message)
@@ -306,7 +311,10 @@ class BufferQueue:
         message.receipt_handle = uuid.uuid4().hex + uuid.uuid4().hex
         message.visible_at_ms = now + self.settings.visibility_timeout_seconds * 1000
         self.stats.max_age_ms = max(self.stats.max_age_ms, now - message.sent_ms)
-        return sqs_record(message, self.arn, self._region)
+        return sqs_record(message, self._body(message), self.arn, self._region)
+
+    def _body(self, message: Message) -> str:
+        return self._bodies.get(message.body).decode()
 
     def _call(self, event: dict[str, Any], ids: set[str], duration_ms: int) -> set[str]:
         """Invoke; return the message ids that failed (all of them when the invocation failed as a whole)."""
@@ -343,13 +351,13 @@ class BufferQueue:
         self._metrics.add("AWS/SQS", "ApproximateAgeOfOldestMessage", age, "Seconds", now, dims)
 
 
-def sqs_record(message: Message, queue_arn: str, region: str) -> dict[str, Any]:
+def sqs_record(message: Message, body: str, queue_arn: str, region: str) -> dict[str, Any]:
     """One record of the SQS event Lambda's event source mapping sends (AWS Lambda DG, "Using Lambda with
     Amazon SQS": example standard queue message event)."""
     return {
         "messageId": message.message_id,
         "receiptHandle": message.receipt_handle,
-        "body": message.body,
+        "body": body,
         "attributes": {
             "ApproximateReceiveCount": str(message.receive_count),
             "SentTimestamp": str(message.sent_ms),
@@ -357,18 +365,20 @@ def sqs_record(message: Message, queue_arn: str, region: str) -> dict[str, Any]:
             "ApproximateFirstReceiveTimestamp": str(message.first_receive_ms or message.sent_ms),
         },
         "messageAttributes": {},
-        "md5OfBody": hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest(),
+        "md5OfBody": message.md5_of_body,
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
 
 
-def _record_size(message: Message, queue_arn: str, region: str) -> int:
+def _record_size(message: Message, body: str, queue_arn: str, region: str) -> int:
     """The record's JSON size in the event, with the widest attribute values it can carry (a 64-character
     receipt handle, a two-digit receive count), so a batch sized with it never exceeds the payload limit."""
-    sizing = Message(message.message_id, message.body, message.sent_ms, 0, 0, 99, message.sent_ms, "r" * 64)
-    return len(orjson.dumps(sqs_record(sizing, queue_arn, region)))
+    sizing = Message(
+        message.message_id, message.body, message.md5_of_body, message.sent_ms, 0, 0, 99, message.sent_ms, "r" * 64
+    )
+    return len(orjson.dumps(sqs_record(sizing, body, queue_arn, region)))
 
 
 def _batch_item_failures(response: Any, ids: set[str]) -> set[str] | None:

@@ -118,6 +118,11 @@ class DynamoDBProcess:
         moved: int = self._call(("spill", table, region, account, str(path)))
         return moved
 
+    def spill_when_over(self, max_items: int, table: str, region: str, account: str, path: Path) -> None:
+        """From now on, whenever ``table`` holds more than ``max_items`` items after a request, the child moves
+        them to ``path`` as :meth:`spill_sales_items` does (so a burst's memory does not grow while it drains)."""
+        self._call(("spill_policy", max_items, table, region, account, str(path)))
+
     def close(self) -> None:
         """Stop the child, keeping its peak resident set in :attr:`peak_rss_bytes`."""
         if self._closed:
@@ -188,13 +193,20 @@ class DynamoDBProcess:
 def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the child
     """The child: moto's in-process mock, answering the parent's requests in the order they arrive."""
     from moto import mock_aws  # noqa: PLC0415 - only the child imports moto's backends
+    from moto.dynamodb.models.dynamo_type import Item  # noqa: PLC0415
 
     mock = mock_aws()
     mock.start()
     dispatch = _dynamodb_dispatch()
+    policy: list[Any] = []  # [max_items, table, region, account, path] once the parent set one
+
+    def set_policy(*args: Any) -> None:
+        policy[:] = args
+
     handlers: dict[str, Callable[..., Any]] = {
         "request": lambda *args: _answer(dispatch, *args),
         "spill": _spill,
+        "spill_policy": set_policy,
     }
     try:
         while True:
@@ -209,8 +221,20 @@ def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the child
                 conn.send((request_id, True, handlers[kind](*args)))
             except Exception as exc:  # the parent raises it for the request that caused it
                 conn.send((request_id, False, f"{type(exc).__name__}: {exc}"))
+            # moto's metaclass keeps every Item it ever made in this list (for moto_server's dashboard, which
+            # this process has not): each claim, completion and item write would stay in memory for good.
+            Item.instances_tracked.clear()  # type: ignore[attr-defined]
+            if policy and kind == "request":
+                _spill_if_over(*policy)
     finally:
         mock.stop()
+
+
+def _spill_if_over(max_items: int, table_name: str, region: str, account: str, path: str) -> None:  # pragma: no cover
+    from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415
+
+    if len(dynamodb_backends[account][region].get_table(table_name).items) > max_items:
+        _spill(table_name, region, account, path)
 
 
 def _dynamodb_dispatch() -> Callable[..., Any]:  # pragma: no cover - runs in the child

@@ -33,6 +33,7 @@ import orjson
 from local_pipeline.context import LambdaContext, function_arn
 from local_pipeline.firehose import SimulatedClock
 from local_pipeline.metrics import MetricsRecorder
+from local_pipeline.spill import BodyFile, BodyRef
 
 __all__ = [
     "ASYNC_RETRY_DELAYS_MS",
@@ -145,7 +146,7 @@ class AsyncStats:
 class _Retry:
     due_ms: int
     sequence: int
-    event: bytes = field(compare=False)
+    event: BodyRef = field(compare=False)  # its JSON, in the invoker's BodyFile (a backlog stays on disk)
     attempt: int = field(compare=False)
 
 
@@ -176,6 +177,7 @@ class AsyncInvoker:
         self._on_settled = on_settled
         self._timing = timing or InvocationTiming()
         self._retries: list[_Retry] = []
+        self._events = BodyFile()
         self._sequence = itertools.count()
 
     def invoke(self, event: Any) -> None:
@@ -191,7 +193,7 @@ class AsyncInvoker:
         """Run every retry due at the simulated now."""
         while self._retries and self._retries[0].due_ms <= self._clock.now_ms:
             retry = heapq.heappop(self._retries)
-            self._attempt(orjson.loads(retry.event), retry.attempt)
+            self._attempt(orjson.loads(self._events.get(retry.event)), retry.attempt)
 
     def idle(self) -> bool:
         """No retry is waiting."""
@@ -206,8 +208,9 @@ class AsyncInvoker:
                 if attempt == 1:
                     self.stats.retried_events += 1
                 due = self._clock.now_ms + ASYNC_RETRY_DELAYS_MS[attempt - 1]
-                # Kept as JSON while it waits: a third of a parsed event's memory, for a backlog of thousands.
-                heapq.heappush(self._retries, _Retry(due, next(self._sequence), orjson.dumps(event), attempt + 1))
+                # Kept as JSON, on disk, while it waits: a throttled burst leaves a backlog of tens of thousands.
+                waiting = self._events.put(orjson.dumps(event))
+                heapq.heappush(self._retries, _Retry(due, next(self._sequence), waiting, attempt + 1))
                 return
             self.stats.failed_events += 1
             self._on_failure(destination_record(event, exc, attempts=attempt, function_arn=self.function.arn))

@@ -106,8 +106,6 @@ SUMMARY_FILE = "summary.json"
 #: The self-contained HTML report (``sales-pipeline report``), in ``--out``.
 REPORT_FILE = "report.html"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
-#: How often (in events offered) the sales table's items leave moto's memory for a file (EmbeddedAws.spill_sales_items).
-SPILL_EVERY_EVENTS = 2000
 #: The fan-out's function timeout (pipeline.json, Terraform's default): a context's remaining time at start.
 FANOUT_TIMEOUT_MS = pipeline_config.fanout_timeout_seconds() * 1000
 #: Socket timeout of the ``--endpoint-url`` check.
@@ -723,8 +721,6 @@ def simulate(
             else:
                 summary.not_matched += 1
             progress(summary.events_total)
-            if summary.events_total % SPILL_EVERY_EVENTS == 0:
-                services.aws.spill_sales_items()
         _drain(services)
         # Let the buffering interval elapse after the last event, then flush what is left.
         services.stream.advance_to(clock.now_ms + services.config.buffering_interval_seconds * 1000)

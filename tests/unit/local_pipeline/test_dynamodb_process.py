@@ -105,3 +105,16 @@ def test_the_linear_item_build_applies_to_the_installed_moto() -> None:
         for function in (dynamo_type.Item.__init__, dynamo_type.LimitedSizeDict.__setitem__)
     )
     assert sources == _ITEM_SOURCES
+
+
+def test_the_child_moves_the_sales_items_out_once_the_table_passes_its_limit(aws: EmbeddedAws) -> None:
+    # create_resources set the policy (SPILL_OVER_ITEMS); a small limit shows it working during a run
+    process: Any = aws.dynamodb_process
+    process.spill_when_over(2, aws.names.sales_table, aws.region, ACCOUNT_ID, aws._spill_path())
+    dynamodb = aws.client("dynamodb")
+    for pk in ("a", "b", "c"):
+        item = {"PK": {"S": pk}, "SK": {"S": "SALE#1"}, "GSI2PK": {"S": "g"}, "GSI2SK": {"S": "d"}}
+        dynamodb.put_item(TableName=aws.names.sales_table, Item=item)
+    # the third put passed the limit: the table was emptied into the file, nothing was lost
+    assert dynamodb.scan(TableName=aws.names.sales_table)["Count"] == 0
+    assert sorted(item["PK"]["S"] for item in aws.sales_items()) == ["a", "b", "c"]
