@@ -205,6 +205,10 @@ class _Partition:
         return records
 
 
+#: Seconds of quota usage kept behind the shared clock (a sender waits at most a few seconds in all).
+_SECONDS_KEPT = 10
+
+
 @dataclass
 class _Second:
     """Usage of the quotas in one simulated second."""
@@ -260,7 +264,11 @@ class LocalDeliveryStream:
         self._own_metrics = metrics is None
         self._metrics = metrics if metrics is not None else MetricsRecorder()
         self._origin_of = origin_of
-        self._second = _Second()
+        #: Quota usage per simulated second (a few recent ones: waiting callers run a little ahead).
+        self._seconds: dict[int, _Second] = {}
+        #: Each calling thread's (invocation, ms waited) (see :meth:`wait`).
+        self._waits = threading.local()
+        self._invocation = 0
         # The fan-out makes a batch's calls from a thread pool: one call at a time, as the service serialises them.
         self._lock = threading.RLock()
         self._sequence = 0
@@ -281,8 +289,8 @@ class LocalDeliveryStream:
                 "ResourceNotFoundException", f"Firehose {DeliveryStreamName} under account {ACCOUNT_ID} not found."
             )
         self._check_batch(Records)
-        now = self._clock.now_ms
-        self.advance_to(now)
+        self.advance_to(self._clock.now_ms)
+        now = self._caller_now()
         second = self._usage(now)
         second.offered_requests += 1
         self.stats.peak_requests_per_second = max(self.stats.peak_requests_per_second, second.offered_requests)
@@ -326,10 +334,14 @@ class LocalDeliveryStream:
         return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
 
     def _usage(self, now_ms: int) -> _Second:
+        """The quota usage of ``now_ms``'s second; callers that waited may be a few seconds ahead of the others."""
         second = now_ms // 1000
-        if self._second.at != second:
-            self._second = _Second(at=second)
-        return self._second
+        usage = self._seconds.get(second)
+        if usage is None:
+            usage = self._seconds[second] = _Second(at=second)
+            for old in [at for at in self._seconds if at < self._clock.now_ms // 1000 - _SECONDS_KEPT]:
+                del self._seconds[old]
+        return usage
 
     def _quota_metrics(self) -> None:
         self._metric("PutRequestsPerSecondLimit", self.quota.requests_per_second, "Count")
@@ -368,13 +380,28 @@ class LocalDeliveryStream:
 
     # -- time ------------------------------------------------------------------------------------------------
 
-    def wait(self, ms: int) -> None:
-        """Let ``ms`` of simulated time pass for a caller waiting between two calls (a sender's backoff): the
-        buffers that fall due meanwhile are flushed, and the clock moves on."""
+    def new_invocation(self) -> None:
+        """A new invocation of the caller starts now: every thread's waits so far no longer count."""
         with self._lock:
-            moment = self._clock.now_ms + max(0, ms)
-            self.advance_to(moment)
-            self._clock.advance_to(moment)
+            self._invocation += 1
+
+    def wait(self, ms: int) -> None:
+        """Let ``ms`` of simulated time pass for the calling thread only (a sender's backoff between resends).
+
+        Concurrent invocations (and a batch's chunks, sent from parallel threads) back off side by side in AWS,
+        so a wait moves the caller's own timeline, not the shared clock: its next call is counted against the
+        quota of the second it lands in, ``ms`` later than the invocation's start plus its earlier waits.
+        """
+        with self._lock:
+            invocation, waited = getattr(self._waits, "state", (self._invocation, 0))
+            if invocation != self._invocation:
+                waited = 0
+            self._waits.state = (self._invocation, waited + max(0, ms))
+
+    def _caller_now(self) -> int:
+        """The calling thread's simulated now: the shared clock plus what it waited in this invocation."""
+        invocation, waited = getattr(self._waits, "state", (self._invocation, 0))
+        return self._clock.now_ms + (waited if invocation == self._invocation else 0)
 
     def advance_to(self, now_ms: int) -> None:
         """Let simulated time pass: every buffer whose interval elapses by ``now_ms`` is flushed at that moment.

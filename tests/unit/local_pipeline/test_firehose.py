@@ -588,20 +588,25 @@ def test_a_sender_waiting_on_the_stream_resends_into_the_next_simulated_second()
     with ThreadPoolExecutor(max_workers=1) as pool:
         report = sender.submit([record("a"), record("b"), record("c")], pool).result()
     # THEN the third is refused at T0, resent 0.6 s later (same second: refused again), then 1.0 s later
-    # (second T0+1: accepted); the clock stands where the last resend happened
+    # (second T0+1: accepted)
     assert report.failed == {}
     assert report.resent == 2
-    assert h.clock.now_ms == T0 + 1600
     assert h.stream.stats.throttled_records == 2
+    # and only the sender's own timeline moved: the shared clock is where it was
+    assert h.clock.now_ms == T0
 
 
-def test_waiting_flushes_the_buffers_that_fall_due_meanwhile() -> None:
-    h = Harness(ok_transform())
-    h.put(record("a"))
-    h.stream.wait(60_000 + 299_999)  # the processor ran at T0 + 60 s; its partition buffer is not due yet
-    assert h.lake() == {}
-    h.stream.wait(1)
-    assert h.clock.now_ms == T0 + 60_000 + 300_000
-    assert len(h.lake()) == 1  # delivered when its interval elapsed, during the wait
-    h.stream.wait(-5)  # never backwards
-    assert h.clock.now_ms == T0 + 60_000 + 300_000
+def test_one_caller_s_wait_does_not_move_the_others_and_a_new_invocation_starts_afresh() -> None:
+    # GIVEN one request a second; a caller that waited 1.2 s is counted in the next second
+    h = quota_harness(requests_per_second=1)
+    h.stream.wait(1200)
+    h.put(record("a"))  # second T0+1
+    # WHEN another invocation calls at the shared now (its own timeline: nothing waited)
+    h.stream.new_invocation()
+    h.put(record("b"))  # second T0: still free
+    # THEN both fitted their seconds' quota, and a third call in second T0 is refused whole
+    with pytest.raises(ClientError):
+        h.put(record("c"))
+    assert h.stream.stats.put_requests == 2
+    assert h.stream.stats.throttled_requests == 1
+    assert h.clock.now_ms == T0
