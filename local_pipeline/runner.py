@@ -585,7 +585,7 @@ def _fanout_entry(
     faults: FaultInjector | None,
     dlq: DeadLetterGauge,
     *,
-    wait: Backoff,
+    wait: SimulatedBackoff,
 ) -> Callable[[Any, Any], Any]:
     """Configure the fan-out's container (its clients wrapped when faults are injected); return its entry point.
 
@@ -675,14 +675,14 @@ def _claim_status(services: Services) -> Callable[[Any], str | None]:
 
 
 @dataclass(frozen=True)
-class Backoff:
+class SimulatedBackoff:
     """How the fan-out's Firehose sender waits between resends in a local run (see :func:`_simulated_wait`)."""
 
     sleep: Callable[[float], None]
     jitter: Callable[[float, float], float]
 
 
-def _simulated_wait(stream: LocalDeliveryStream, seed: int) -> Backoff:
+def _simulated_wait(stream: LocalDeliveryStream, seed: int) -> SimulatedBackoff:
     """A backoff for the fan-out's Firehose sender that waits on simulated time, not the wall clock.
 
     The handler's sender sleeps between resends of throttled entries (capped exponential backoff, full jitter,
@@ -697,7 +697,7 @@ def _simulated_wait(stream: LocalDeliveryStream, seed: int) -> Backoff:
     def sleep(seconds: float) -> None:
         stream.wait(round(seconds * 1000))
 
-    return Backoff(sleep=sleep, jitter=rng.uniform)
+    return SimulatedBackoff(sleep=sleep, jitter=rng.uniform)
 
 
 def _afresh(stream: LocalDeliveryStream, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
