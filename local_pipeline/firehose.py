@@ -385,6 +385,11 @@ class LocalDeliveryStream:
         with self._lock:
             self._invocation += 1
 
+    def new_timeline(self) -> None:
+        """The calling thread starts afresh from the shared clock (a new chunk of calls, sent as if in parallel)."""
+        with self._lock:
+            self._waits.state = (self._invocation, 0)
+
     def wait(self, ms: int) -> None:
         """Let ``ms`` of simulated time pass for the calling thread only (a sender's backoff between resends).
 

@@ -30,7 +30,8 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -39,7 +40,7 @@ import orjson
 
 import pipeline_config
 from fanout_lambda import handler as fanout_handler
-from fanout_lambda.adapters import FirehoseSender
+from fanout_lambda.adapters import BulkReport, FirehoseSender, Pending
 from fanout_lambda.claims import IdempotencyRecords
 from fanout_lambda.sale import idempotency_key
 from fanout_lambda.settings import FanoutSettings
@@ -606,7 +607,7 @@ def _fanout_entry(
         service = fanout_handler.configure(
             settings=_fanout_settings(aws, config), dynamodb=dynamodb, firehose=firehose, sqs=sqs
         )
-        service.batch.sender = FirehoseSender(firehose, config.stream_name, sleep=wait.sleep, jitter=wait.jitter)
+        service.batch.sender = _ChunksInTurn(firehose, config.stream_name, stream=stream, wait=wait)
         return service
 
     current = [build()]
@@ -698,6 +699,40 @@ def _simulated_wait(stream: LocalDeliveryStream, seed: int) -> SimulatedBackoff:
         stream.wait(round(seconds * 1000))
 
     return SimulatedBackoff(sleep=sleep, jitter=rng.uniform)
+
+
+class _ChunksInTurn(FirehoseSender):
+    """The fan-out's Firehose sender in a local run: the same class, limits and resends, but a batch's
+    PutRecordBatch chunks go one after the other in the invoking thread instead of side by side on the pool,
+    each from the invocation's start on its own simulated timeline (as parallel chunks would).
+
+    On the pool, which of a batch's two chunks met an exhausted quota first, and which drew which jitter,
+    depended on thread scheduling: a throttled burst gave different figures from run to run. In turn, a
+    seeded run gives the same figures every time.
+    """
+
+    def __init__(self, client: Any, stream_name: str, *, stream: LocalDeliveryStream, wait: SimulatedBackoff) -> None:
+        super().__init__(client, stream_name, sleep=wait.sleep, jitter=wait.jitter)
+        self._stream = stream
+
+    def submit(self, records: Sequence[bytes], executor: Executor) -> Pending:
+        return super().submit(records, _InTurn())
+
+    def _deliver_chunk(self, chunk: list[tuple[int, bytes]]) -> BulkReport:
+        self._stream.new_timeline()
+        return super()._deliver_chunk(chunk)
+
+
+class _InTurn(Executor):
+    """An executor that runs each task at once, in the submitting thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # as a pool's future would hold it
+            future.set_exception(exc)
+        return future
 
 
 def _afresh(stream: LocalDeliveryStream, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
