@@ -231,12 +231,7 @@ class EmbeddedAws:
         if self.endpoint_url is not None:
             self.client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body)
             return
-        from moto.sqs.models import Message, sqs_backends  # noqa: PLC0415 - moto's in-process backend
-
-        queue = sqs_backends[ACCOUNT_ID][self.region].get_queue(self.names.dead_letter_queue)
-        message = Message(str(uuid.uuid4()), body)
-        message.mark_sent(delay_seconds=0)
-        queue.add_message(message)
+        _enqueue(self._moto_dead_letter_queue(), body)
 
     def send_dead_letters(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """SendMessageBatch to the dead-letter queue; the response SQS gives.
@@ -252,9 +247,9 @@ class EmbeddedAws:
         if self.endpoint_url is not None:
             response: dict[str, Any] = self.client("sqs").send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             return response
-        from moto.sqs.models import MAXIMUM_MESSAGE_LENGTH, Message, sqs_backends  # type: ignore[attr-defined]  # noqa: PLC0415
+        from moto.sqs.models import MAXIMUM_MESSAGE_LENGTH  # type: ignore[attr-defined]  # noqa: PLC0415
 
-        queue: Any = sqs_backends[ACCOUNT_ID][self.region].get_queue(self.names.dead_letter_queue)
+        queue = self._moto_dead_letter_queue()
         ids = [str(entry["Id"]) for entry in entries]
         length = sum(len(entry["MessageBody"]) for entry in entries)
         if not all(_BATCH_ENTRY_ID.match(entry_id) for entry_id in ids):
@@ -282,28 +277,18 @@ class EmbeddedAws:
                 )
         successful = []
         for entry in entries:
-            message = Message(str(uuid.uuid4()), entry["MessageBody"])
-            if entry.get("MessageAttributes"):
-                message.message_attributes = entry["MessageAttributes"]
-            message.mark_sent(delay_seconds=queue.delay_seconds)
-            queue.add_message(message)
+            message = _enqueue(queue, entry["MessageBody"], entry.get("MessageAttributes"))
             successful.append({"Id": entry["Id"], "MessageId": message.id, "MD5OfMessageBody": message.body_md5})
         return {"Successful": successful, "Failed": []}
+
+    def _moto_dead_letter_queue(self) -> Any:
+        from moto.sqs.models import sqs_backends  # noqa: PLC0415 - moto's in-process backend
+
+        return sqs_backends[ACCOUNT_ID][self.region].get_queue(self.names.dead_letter_queue)
 
     def queue_arn(self, name: str) -> str:
         """The ARN of a queue of this run."""
         return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
-
-    def read_dead_letters(self) -> Iterator[str]:
-        """Every message body in the DLQ, as sent. Messages stay in the queue, hidden for 5 minutes."""
-        sqs = self.client("sqs")
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300)
-            messages = batch.get("Messages", [])
-            if not messages:
-                return
-            for message in messages:
-                yield str(message["Body"])
 
     def metric_names(self, namespace: str) -> set[str]:
         """The metric names CloudWatch holds in ``namespace`` (read back to prove the metrics landed)."""
@@ -340,6 +325,18 @@ def dead_letter_body(body: str) -> dict[str, Any]:
     packed = message.pop("eventGzipBase64", None)
     if packed is not None:
         message["event"] = json.loads(gzip.decompress(base64.b64decode(packed)))
+    return message
+
+
+def _enqueue(queue: Any, body: str, attributes: dict[str, Any] | None = None) -> Any:
+    """Add to moto's ``queue`` the message SendMessage would make (id, body, message attributes, sent now)."""
+    from moto.sqs.models import Message  # noqa: PLC0415 - moto's in-process backend
+
+    message = Message(str(uuid.uuid4()), body)
+    if attributes:
+        message.message_attributes = attributes
+    message.mark_sent(delay_seconds=queue.delay_seconds)
+    queue.add_message(message)
     return message
 
 

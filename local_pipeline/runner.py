@@ -517,9 +517,7 @@ def build_services(
         FANOUT_FUNCTION,
         _afresh(
             stream,
-            process_clock.wrap(
-                _fanout_entry(aws, config, stream, faults, dlq, wait=_simulated_wait(stream, options.seed))
-            ),
+            process_clock.wrap(_fanout_entry(aws, config, stream, faults, dlq, jitter=_seeded_jitter(options.seed))),
         ),
         clock=clock,
         region=options.region,
@@ -586,7 +584,7 @@ def _fanout_entry(
     faults: FaultInjector | None,
     dlq: DeadLetterGauge,
     *,
-    wait: SimulatedBackoff,
+    jitter: Callable[[float, float], float],
 ) -> Callable[[Any, Any], Any]:
     """Configure the fan-out's container (its clients wrapped when faults are injected); return its entry point.
 
@@ -607,7 +605,7 @@ def _fanout_entry(
         service = fanout_handler.configure(
             settings=_fanout_settings(aws, config), dynamodb=dynamodb, firehose=firehose, sqs=sqs
         )
-        service.batch.sender = _ChunksInTurn(firehose, config.stream_name, stream=stream, wait=wait)
+        service.batch.sender = _ChunksInTurn(firehose, config.stream_name, stream=stream, jitter=jitter)
         return service
 
     current = [build()]
@@ -675,30 +673,10 @@ def _claim_status(services: Services) -> Callable[[Any], str | None]:
     return status
 
 
-@dataclass(frozen=True)
-class SimulatedBackoff:
-    """How the fan-out's Firehose sender waits between resends in a local run (see :func:`_simulated_wait`)."""
-
-    sleep: Callable[[float], None]
-    jitter: Callable[[float, float], float]
-
-
-def _simulated_wait(stream: LocalDeliveryStream, seed: int) -> SimulatedBackoff:
-    """A backoff for the fan-out's Firehose sender that waits on simulated time, not the wall clock.
-
-    The handler's sender sleeps between resends of throttled entries (capped exponential backoff, full jitter,
-    up to ~1.75 s over its 4 attempts). Here the sleep moves the waiting invocation's own timeline
-    (:meth:`LocalDeliveryStream.wait`): a resend that crosses into the next simulated second meets that
-    second's quota, as in AWS, while the shared clock and every other invocation (they run side by side in
-    AWS) go on unaffected, and it costs no wall time. The jitter is drawn from the run's seed. Same class, same
-    limits, same retries: only ``sleep`` and the source of the jitter differ.
-    """
-    rng = random.Random(seed)  # noqa: S311 - simulated jitter, reproducible by design
-
-    def sleep(seconds: float) -> None:
-        stream.wait(round(seconds * 1000))
-
-    return SimulatedBackoff(sleep=sleep, jitter=rng.uniform)
+def _seeded_jitter(seed: int) -> Callable[[float, float], float]:
+    """The jitter of the fan-out's Firehose backoff in a local run: drawn from the run's seed, so a run is
+    reproducible (one generator for the run, so a container rebuilt after a crash goes on with it)."""
+    return random.Random(seed).uniform  # noqa: S311 - simulated jitter, reproducible by design
 
 
 class _ChunksInTurn(FirehoseSender):
@@ -706,13 +684,20 @@ class _ChunksInTurn(FirehoseSender):
     PutRecordBatch chunks go one after the other in the invoking thread instead of side by side on the pool,
     each from the invocation's start on its own simulated timeline (as parallel chunks would).
 
+    Its backoff between resends (capped exponential, full jitter, up to ~1.75 s over 4 attempts) waits on that
+    timeline (:meth:`LocalDeliveryStream.wait`), not on the wall clock: a resend that crosses into the next
+    simulated second meets that second's quota, as in AWS, while the shared clock and every other invocation
+    (they run side by side in AWS) go on unaffected.
+
     On the pool, which of a batch's two chunks met an exhausted quota first, and which drew which jitter,
     depended on thread scheduling: a throttled burst gave different figures from run to run. In turn, a
     seeded run gives the same figures every time.
     """
 
-    def __init__(self, client: Any, stream_name: str, *, stream: LocalDeliveryStream, wait: SimulatedBackoff) -> None:
-        super().__init__(client, stream_name, sleep=wait.sleep, jitter=wait.jitter)
+    def __init__(
+        self, client: Any, stream_name: str, *, stream: LocalDeliveryStream, jitter: Callable[[float, float], float]
+    ) -> None:
+        super().__init__(client, stream_name, sleep=lambda seconds: stream.wait(round(seconds * 1000)), jitter=jitter)
         self._stream = stream
 
     def submit(self, records: Sequence[bytes], executor: Executor) -> Pending:
