@@ -175,7 +175,7 @@ class EmbeddedAws:
         return values
 
     def spill_sales_items(self) -> int:
-        """Move the sales table's items out of the embedded DynamoDB into a temporary gzip JSONL file; return
+        """Move the sales table's items out of the embedded DynamoDB into a temporary JSONL file; return
         how many.
 
         moto holds each ~4.4 KB sales item as ~10 KB of Python objects, ~1 GB for a 100,000-event run, and the
@@ -192,7 +192,7 @@ class EmbeddedAws:
 
     def _spill_path(self) -> Path:
         if self._spill is None:
-            handle, name = tempfile.mkstemp(prefix="sales-items-", suffix=".jsonl.gz")
+            handle, name = tempfile.mkstemp(prefix="sales-items-", suffix=".jsonl")
             os.close(handle)
             self._spill = Path(name)
         return self._spill
@@ -207,7 +207,7 @@ class EmbeddedAws:
         if self._spill is None or self._spill.stat().st_size == 0:
             return
         later: dict[tuple[str, str], dict[str, Any]] = {}
-        with gzip.open(self._spill, "rb") as spill:
+        with self._spill.open("rb") as spill:
             for line in spill:
                 item = orjson.loads(line)
                 key = (item["PK"]["S"], item["SK"]["S"])

@@ -49,6 +49,7 @@ from local_pipeline import out_folder
 from local_pipeline.audit import Audit, AuditReport
 from local_pipeline.aws import EmbeddedAws, dead_letter_body
 from local_pipeline.buffer_queue import BufferQueue, BufferQueueSettings
+from local_pipeline.collector import fewer_collections
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import QueryResult, render, run_dashboards
 from local_pipeline.eventbridge import matches
@@ -413,6 +414,11 @@ def run(
     wrap: Callable[[Services], Services] | None = None,
 ) -> RunSummary:
     """Run the pipeline end to end; print progress, the summary and the dashboards to ``out``."""
+    with fewer_collections():
+        return _run(options, out, wrap)
+
+
+def _run(options: RunOptions, out: IO[str], wrap: Callable[[Services], Services] | None) -> RunSummary:
     started = time.perf_counter()  # end to end: generating the burst is part of the run
     _one_malloc_arena()
     trigger = options.resolved_trigger()
