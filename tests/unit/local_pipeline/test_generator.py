@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import array
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from local_pipeline.generator import (
     BadEventsFile,
     BurstSpec,
     GeneratedEvent,
+    _embedding,
     count_events,
     events_from_file,
     generate,
@@ -56,6 +59,15 @@ def test_valid_events_carry_every_field_of_the_sale_schema(burst: list[Generated
     fields = set(sale_event_schema()["properties"]["detail"]["properties"])
     assert set(burst[0].event["detail"]) == fields
     assert len(burst[0].event["detail"]["embedding"]) == pipeline_config.embedding_dimension()
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2026])
+def test_an_embedding_is_each_random_word_scaled_to_six_decimals_in_minus_one_to_one(seed: int) -> None:
+    words = array.array("I", random.Random(seed).randbytes(4 * 1024))  # the generator's one draw, native order
+    expected = [(word % 2_000_001 - 1_000_000) / 1_000_000 for word in words]
+    values = _embedding(random.Random(seed), 1024)
+    assert values == expected
+    assert all(type(value) is float and -1 <= value <= 1 for value in values)
 
 
 def test_invalid_events_fail_on_the_field_they_name(burst: list[GeneratedEvent]) -> None:
