@@ -132,12 +132,10 @@ class EmbeddedAws:
     def create_resources(self, *, buffer_queue: bool = False) -> None:
         """Create the tables, the dead-letter queue and the lake bucket the run writes to; with
         ``buffer_queue``, also the (empty) buffer queue, so its URL and ARN exist as in a deployed stack (the
-        local runtime's :mod:`~local_pipeline.buffer_queue` carries the messages)."""
-        create_tables(self.client("dynamodb"), self.names.sales_table, self.names.idempotency_table)
-        if self.dynamodb_process is not None:
-            self.dynamodb_process.spill_when_over(
-                SPILL_OVER_ITEMS, self.names.sales_table, self.region, ACCOUNT_ID, self._spill_path()
-            )
+        local runtime's :mod:`~local_pipeline.buffer_queue` carries the messages).
+
+        The tables come last: their calls wait for the embedded DynamoDB process to start (~0.3 s, importing
+        moto), which it does while this process sets up the queues and the bucket."""
         self.queue_url = create_dead_letter_queue(self.client("sqs"), self.names.dead_letter_queue)
         if buffer_queue:
             self.buffer_queue_url = self.client("sqs").create_queue(QueueName=self.names.buffer_queue)["QueueUrl"]
@@ -145,6 +143,11 @@ class EmbeddedAws:
         if self.region != "us-east-1":
             bucket["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         self.client("s3").create_bucket(**bucket)
+        create_tables(self.client("dynamodb"), self.names.sales_table, self.names.idempotency_table)
+        if self.dynamodb_process is not None:
+            self.dynamodb_process.spill_when_over(
+                SPILL_OVER_ITEMS, self.names.sales_table, self.region, ACCOUNT_ID, self._spill_path()
+            )
 
     def stack_outputs(self, config: StreamConfig, *, trigger: str = "queue") -> dict[str, Any]:
         """This run's resources under the names ``terraform/outputs.tf`` gives them (plus ``endpoint_url``).
@@ -311,12 +314,31 @@ class EmbeddedAws:
         """Copy the lake bucket to ``out`` with the same key layout; return the number of objects copied."""
         root = out.resolve()
         count = 0
-        for key in self.keys():
+        for key, body in self._lake_objects():
             target = safe_path(root, key)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.get(key))
+            target.write_bytes(body)
             count += 1
         return count
+
+    def _lake_objects(self) -> Iterator[tuple[str, bytes]]:
+        """Every object of the lake bucket with its body, in key order.
+
+        In-process, read from moto's S3 backend: a GetObject through botocore and moto's stubber costs ~1.4 ms
+        an object, 0.21 s of the default run's 144 (3% of its time), for bytes already in this process.
+        """
+        if self.endpoint_url is not None:
+            for key in self.keys():
+                yield key, self.get(key)
+            return
+        from moto.s3.models import s3_backends  # noqa: PLC0415 - moto's in-process backend
+        from moto.utilities.utils import get_partition  # noqa: PLC0415
+
+        backend = s3_backends[ACCOUNT_ID][get_partition(self.region)]
+        for key in sorted(backend.get_bucket(self.names.lake_bucket).keys.keys()):
+            stored = backend.get_object(self.names.lake_bucket, key)
+            if stored is not None:  # a key deleted since it was listed: nothing to copy
+                yield key, stored.value
 
 
 def dead_letter_body(body: str) -> dict[str, Any]:

@@ -447,6 +447,27 @@ def test_a_rerun_replaces_only_what_the_tool_wrote_and_refuses_a_folder_with_any
     assert not list(tmp_path.glob(".lake.partial-*"))  # the refused run left no staging folder
 
 
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_the_mirror_copies_every_lake_object_as_s3_returns_it(tmp_path: Path, region: str) -> None:
+    bodies = {
+        "sales_history/tenant_id=t1/year=2025/month=1/a.parquet": b"PAR1 first",
+        "sales_history/tenant_id=t.2/year=2025/month=12/b c.parquet": b"",
+        "errors/processing-failed/year=2025/month=01/day=02/x": bytes(range(256)) * 100,
+    }
+    with EmbeddedAws(region=region) as aws:
+        aws.create_resources()
+        s3 = aws.client("s3")
+        for key, body in bodies.items():
+            s3.put_object(Bucket=aws.names.lake_bucket, Key=key, Body=body)
+        s3.put_object(Bucket=aws.names.lake_bucket, Key="errors/replaced", Body=b"old")
+        s3.put_object(Bucket=aws.names.lake_bucket, Key="errors/replaced", Body=b"new")
+        bodies["errors/replaced"] = b"new"
+        through_s3 = {key: aws.get(key) for key in aws.keys()}  # noqa: SIM118 - the bucket's keys, not a dict's
+        assert aws.mirror(tmp_path) == len(bodies)
+    copied = {str(path.relative_to(tmp_path)): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert copied == through_s3 == bodies
+
+
 def test_spilled_sales_items_are_kept_on_disk_and_read_back_once_each() -> None:
     with EmbeddedAws() as aws:
         aws.create_resources()
