@@ -7,9 +7,11 @@ the handler listed, after which every sale is once in DynamoDB and once in Fireh
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -657,3 +659,31 @@ def test_a_queue_batch_logs_one_summary_line_and_each_problem_each_sale_only_at_
     # and each routine sale has its own line only at DEBUG
     routine = messages["sale processed"] + messages["duplicate sale skipped"]
     assert routine == (3 if level == "DEBUG" else 0)
+
+
+def test_a_finished_batch_is_freed_at_once_even_when_its_events_were_rejected_or_failed(aws: dict[str, Any]) -> None:
+    # GIVEN a batch with a rejected event and sales whose claims fail (the idempotency table is gone)
+    aws["session"].client("dynamodb").delete_table(TableName=IDEMPOTENCY_TABLE)
+    service = _configure(aws)
+    messages = [
+        fanout.Message("m1", load_event("negative_price")),
+        fanout.Message("m2", sale_event(1)),
+        fanout.Message("m3", sale_event(2)),
+    ]
+
+    gc.collect()
+    gc.disable()  # only reference counting from here: an outcome in a reference cycle would outlive the batch
+    try:
+        result = service.batch.process(messages, 30_000)
+        assert [o.kind for o in result.outcomes] == ["rejected", "failed", "failed"]
+        # THEN each outcome still says what went wrong, without the traceback that tied it to the batch's frames
+        errors = [o.error for o in result.outcomes]
+        assert "salePrice" in str(errors[0]) and all(isinstance(e, ClientError) for e in errors[1:])
+        assert all(e is not None and e.__traceback__ is None for e in errors)
+        assert errors[0] is not None and (errors[0].__cause__ or errors[0].__context__) is not None
+        assert (errors[0].__cause__ or errors[0].__context__).__traceback__ is None  # type: ignore[union-attr]
+        outcomes = [weakref.ref(o) for o in result.outcomes]
+        del result, errors
+        assert [ref() for ref in outcomes] == [None, None, None]
+    finally:
+        gc.enable()
