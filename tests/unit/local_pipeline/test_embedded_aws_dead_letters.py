@@ -66,3 +66,19 @@ def test_a_bad_batch_is_refused_with_the_error_moto_gives(
         ]["ApproximateNumberOfMessages"]
         == "0"
     )
+
+
+def test_dead_letter_bodies_come_back_exactly_but_are_not_held_in_memory(aws: EmbeddedAws) -> None:
+    bodies = ['{"reason":"prix négatif ✓"}', '{"n":' + "1" * 5000 + "}", ""]
+    aws.put_dead_letter(bodies[0])
+    response = aws.send_dead_letters([entry("1", bodies[1]), entry("2", bodies[2])])
+    received = aws.client("sqs").receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in received) == sorted(bodies)
+    md5 = {m["Body"]: m["MD5OfBody"] for m in received}
+    assert [md5[body] for body in bodies[1:]] == [sent["MD5OfMessageBody"] for sent in response["Successful"]]
+    # moto's queue holds each message without its body: that is in the run's temporary file
+    held = [vars(message) for message in aws._moto_dead_letter_queue()._messages]
+    assert len(held) == 3
+    strings = [value for fields in held for value in fields.values() if isinstance(value, str)]
+    assert not set(strings) & set(bodies[:2])
+    assert max(map(len, strings)) < 1000  # ids and receipt handles, not the 5,006-character body
