@@ -510,7 +510,7 @@ def build_services(
     stream = LocalDeliveryStream(
         config,
         transform=transform,
-        s3=aws.client("s3") if faults is None else FaultyS3(aws.client("s3"), faults),
+        s3=aws.lake_writer() if faults is None else FaultyS3(aws.lake_writer(), faults),
         bucket=aws.names.lake_bucket,
         clock=clock,
         region=options.region,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import re
@@ -466,6 +467,24 @@ def test_the_mirror_copies_every_lake_object_as_s3_returns_it(tmp_path: Path, re
         assert aws.mirror(tmp_path) == len(bodies)
     copied = {str(path.relative_to(tmp_path)): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     assert copied == through_s3 == bodies
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "ap-southeast-2"])
+def test_the_lake_writer_stores_what_put_object_would(region: str) -> None:
+    body = bytes(range(256)) * 3000
+    with EmbeddedAws(region=region) as aws:
+        aws.create_resources()
+        s3, writer = aws.client("s3"), aws.lake_writer()
+        answer = writer.put_object(
+            Bucket=aws.names.lake_bucket, Key="sales_history/tenant_id=t=1/a b.parquet", Body=body
+        )
+        writer.put_object(Bucket=aws.names.lake_bucket, Key="errors/x", Body=b"old")
+        writer.put_object(Bucket=aws.names.lake_bucket, Key="errors/x", Body=b"new")
+        got = s3.get_object(Bucket=aws.names.lake_bucket, Key="sales_history/tenant_id=t=1/a b.parquet")
+        assert got["Body"].read() == body
+        assert got["ETag"] == answer["ETag"] == '"' + hashlib.md5(body).hexdigest() + '"'
+        assert s3.get_object(Bucket=aws.names.lake_bucket, Key="errors/x")["Body"].read() == b"new"
+        assert sorted(aws.keys()) == ["errors/x", "sales_history/tenant_id=t=1/a b.parquet"]
 
 
 def test_spilled_sales_items_are_kept_on_disk_and_read_back_once_each() -> None:
