@@ -87,7 +87,8 @@ class EmbeddedAws:
         self.buffer_queue_url: str | None = None
         self.dynamodb_process: DynamoDBProcess | None = None
         self._spill: Path | None = None
-        self._dead_letter_message: Any = None  # moto's SQS message class, its bodies in a file (see _enqueue)
+        #: moto's SQS message class with its bodies in a file (see _enqueue); in-process only, from __enter__ on.
+        self._dead_letter_message: Any = None
 
     def __enter__(self) -> EmbeddedAws:
         # Credentials are never real here: moto ignores them and a local endpoint only needs them signed.
@@ -101,6 +102,7 @@ class EmbeddedAws:
             self._mock = mock_aws()
             self._mock.start()
             self.dynamodb_process = DynamoDBProcess(child_environment(self.region))
+            self._dead_letter_message = _message_with_filed_body(BodyFile())
         return self
 
     def __exit__(
@@ -114,6 +116,7 @@ class EmbeddedAws:
             self._spill.unlink(missing_ok=True)
         if self._dead_letter_message is not None:
             self._dead_letter_message.store.close()
+            self._dead_letter_message = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -297,8 +300,6 @@ class EmbeddedAws:
         run reads them back but a receive (the run keeps its own copy in ``dead_letters.jsonl``). The message
         is moto's own class; only where its ``body`` lives changes (:class:`~local_pipeline.spill.BodyFile`).
         """
-        if self._dead_letter_message is None:
-            self._dead_letter_message = _message_with_filed_body(BodyFile())
         message = self._dead_letter_message(str(uuid.uuid4()), body)
         if attributes:
             message.message_attributes = attributes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import NamedTuple
@@ -26,22 +27,25 @@ class BodyRef(NamedTuple):
 
 
 class BodyFile:
-    """An append-only temporary file of byte strings."""
+    """An append-only temporary file of byte strings; threads may put and get at the same time (the fan-out's
+    pool sends dead letters from several threads at once)."""
 
     def __init__(self) -> None:
         handle, name = tempfile.mkstemp(prefix="sales-pipeline-bodies-")
         Path(name).unlink()  # nameless from the start: the space is freed when the descriptor is closed
         self._fd = handle
         self._end = 0
+        self._reserve = threading.Lock()
         self._finalizer = weakref.finalize(self, os.close, handle)
 
     def put(self, body: bytes) -> BodyRef:
         """Write ``body`` at the end of the file; return where it is."""
-        ref = BodyRef(self._end, len(body))
-        written = os.pwrite(self._fd, body, self._end)
+        with self._reserve:  # each body gets its own range; the writes themselves may overlap in time
+            ref = BodyRef(self._end, len(body))
+            self._end += len(body)
+        written = os.pwrite(self._fd, body, ref.offset)
         if written != len(body):  # pragma: no cover - a full disk
             raise OSError(f"short write: {written} of {len(body)} bytes")
-        self._end += len(body)
         return ref
 
     def get(self, ref: BodyRef) -> bytes:

@@ -3,6 +3,7 @@ of the whole queue): same messages in the queue, same errors for the same bad re
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,3 +83,29 @@ def test_dead_letter_bodies_come_back_exactly_but_are_not_held_in_memory(aws: Em
     strings = [value for fields in held for value in fields.values() if isinstance(value, str)]
     assert not set(strings) & set(bodies[:2])
     assert max(map(len, strings)) < 1000  # ids and receipt handles, not the 5,006-character body
+
+
+def test_dead_letters_sent_from_many_threads_at_once_keep_their_own_bodies(aws: EmbeddedAws) -> None:
+    # the fan-out's pool sends a batch's dead-letter chunks from several threads at the same time
+    sent: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def send(thread: int) -> None:
+        for chunk in range(20):
+            entries = [
+                entry(str(i), f'{{"t":{thread},"c":{chunk},"i":{i},"pad":"{"x" * (11_000 + i)}"}}') for i in range(10)
+            ]
+            response = aws.send_dead_letters(entries)
+            with lock:
+                sent.update(
+                    {s["MessageId"]: e["MessageBody"] for e, s in zip(entries, response["Successful"], strict=True)}
+                )
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    held = aws._moto_dead_letter_queue()._messages
+    assert len(held) == len(sent) == 1_600
+    assert [message.id for message in held if message.body != sent[message.id]] == []
