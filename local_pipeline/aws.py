@@ -387,8 +387,18 @@ class _MotoLakeWriter:
         self._backend = s3_backends[ACCOUNT_ID][get_partition(region)]
 
     def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> dict[str, Any]:  # noqa: N803 - S3's names
-        """Store ``Body`` under ``Key``, as PutObject does; the answer carries the object's ETag."""
-        stored = self._backend.put_object(Bucket, Key, Body)
+        """Store ``Body`` under ``Key``, as PutObject does; the answer carries the object's ETag.
+
+        moto's errors (a missing bucket) come back as the ``ClientError`` PutObject raises, with S3's code,
+        so the local Firehose retries and discards as it would after a failed PutObject. Unlike PutObject
+        through botocore, no CRC32 checksum is stored with the object (nothing in a run reads one).
+        """
+        from moto.core.exceptions import ServiceException  # noqa: PLC0415 - moto's in-process backend
+
+        try:
+            stored = self._backend.put_object(Bucket, Key, Body)
+        except ServiceException as exc:
+            raise ClientError({"Error": {"Code": exc.code, "Message": exc.message}}, "PutObject") from exc
         return {"ETag": stored.etag}
 
 

@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 
 import glue_schemas
 import pipeline_config
@@ -485,6 +486,11 @@ def test_the_lake_writer_stores_what_put_object_would(region: str) -> None:
         assert got["ETag"] == answer["ETag"] == '"' + hashlib.md5(body).hexdigest() + '"'
         assert s3.get_object(Bucket=aws.names.lake_bucket, Key="errors/x")["Body"].read() == b"new"
         assert sorted(aws.keys()) == ["errors/x", "sales_history/tenant_id=t=1/a b.parquet"]
+        # a failure is PutObject's ClientError, which the local Firehose retries and counts
+        with pytest.raises(ClientError) as raised:
+            writer.put_object(Bucket="no-such-bucket", Key="k", Body=b"x")
+        assert raised.value.response["Error"]["Code"] == "NoSuchBucket"
+        assert raised.value.operation_name == "PutObject"
 
 
 def test_spilled_sales_items_are_kept_on_disk_and_read_back_once_each() -> None:
