@@ -271,26 +271,38 @@ def _prepare(sales: Iterable[Outcome]) -> None:
         try:
             outcome.record = firehose_record(sale)
         except (TypeError, ValueError) as exc:
-            outcome.record = exc
+            outcome.record = _without_traceback(exc)
 
 
 def _without_traceback(exc: _E) -> _E:
-    """``exc`` to keep on an :class:`Outcome`, without its traceback.
+    """``exc`` to keep on an :class:`Outcome`, without its traceback (nor those of the exceptions it was raised
+    from or while handling).
 
-    The traceback holds this batch's frames, whose locals hold every outcome of the batch, this one included:
-    kept, it would make a reference cycle that keeps the whole batch (each event's parsed 1,024-float embedding,
-    ~50 KB a sale) alive until the garbage collector's next full pass, long after the batch is done. What the
-    outcome reports (the error's type and message: the field and value an event was rejected for, the SDK
-    error's code) is all in the exception itself, and in the exceptions it was raised from, whose tracebacks go
-    too.
+    The traceback starts at a frame of this batch (:meth:`SaleBatch.process`, :func:`_prepare`,
+    ``_finish_claims``), and a frame keeps its caller's frame: their locals hold every outcome of the batch,
+    this one included. Kept, that reference cycle holds the whole batch (each event's parsed 1,024-float
+    embedding, ~50 KB a sale) until the garbage collector's next full pass, long after the batch is done
+    (clearing the frames' locals once the batch is done is not enough: a cleared frame still holds its
+    caller). What the outcome reports and logs is the exception's type and message: the field and value an
+    event was rejected for, the SDK error's code and message. In direct mode the re-raised error's stack
+    therefore starts at the handler.
     """
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
+    for link in _chain(exc):
         link.__traceback__ = None
-        link = link.__cause__ or link.__context__
     return exc
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it was raised from or while handling, each once."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        link = pending.pop()
+        if link is None or any(link is seen for seen in found):
+            continue
+        found.append(link)
+        pending += [link.__cause__, link.__context__]
+    return found
 
 
 def _item(outcome: Outcome) -> dict[str, dict[str, Any]]:
