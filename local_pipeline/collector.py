@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 #: CPython's thresholds for the two young generations; the oldest is collected every 100 collections of the
@@ -25,15 +26,29 @@ from collections.abc import Iterator
 RUN_THRESHOLDS = (700, 10, 100)
 
 
+_lock = threading.Lock()
+_depth = 0
+_before: tuple[int, ...] = ()
+
+
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
-    """Inside: :data:`RUN_THRESHOLDS`, and everything already allocated frozen. On exit both are undone
-    (``gc.unfreeze`` releases everything frozen: nothing else in this process freezes)."""
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*RUN_THRESHOLDS)
+    """Inside: :data:`RUN_THRESHOLDS`, and everything already allocated (after one full collection, so no
+    garbage of an earlier run is frozen with it) out of the collector's sight. Only the outermost exit undoes
+    both (``gc.unfreeze`` releases everything frozen: nothing else in this process freezes)."""
+    global _depth, _before  # noqa: PLW0603 - one setting per process, shared by nested or concurrent runs
+    with _lock:
+        if _depth == 0:
+            _before = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*RUN_THRESHOLDS)
+        _depth += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                gc.set_threshold(*_before)
+                gc.unfreeze()

@@ -23,3 +23,14 @@ def test_the_settings_are_put_back_when_the_run_fails() -> None:
         raise RuntimeError("the run failed")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_nested_run_leaves_the_settings_to_the_outer_one() -> None:
+    before = gc.get_threshold()
+    with fewer_collections():
+        with fewer_collections():
+            assert gc.get_threshold() == RUN_THRESHOLDS
+        assert gc.get_threshold() == RUN_THRESHOLDS  # the inner exit did not undo the outer run's settings
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
