@@ -35,8 +35,9 @@ from local_pipeline.spill import BodyFile
 
 __all__ = ["EmbeddedAws", "ResourceNames", "UnsafeKeyError", "dead_letter_body"]
 
-#: The embedded DynamoDB moves the sales table's items to a file whenever it holds more than this many
-#: (:meth:`EmbeddedAws.spill_sales_items`): ~10 KB of moto objects each.
+#: The embedded DynamoDB moves the sales table's items to a file whenever they span more than this many partition
+#: keys (products; a product is sold about once, so about this many items) (:meth:`EmbeddedAws.spill_sales_items`):
+#: ~10 KB of moto objects each.
 SPILL_OVER_ITEMS = 2000
 #: moto keeps an S3 object in memory up to this size, then in a temporary file: the lake of a 100,000-event
 #: run is ~500 MB of Parquet, which belongs on disk (moto's default buffer is ~5 MB per object).
@@ -191,7 +192,8 @@ class EmbeddedAws:
         moto holds each ~4.4 KB sales item as ~10 KB of Python objects, ~1 GB for a 100,000-event run, and the
         pipeline never reads them back (duplicates are recognised by the idempotency table, which stays). The
         items are kept, on disk: :meth:`sales_items` yields them all. The embedded DynamoDB does this by itself
-        whenever the table holds more than :data:`SPILL_OVER_ITEMS` items (set up by :meth:`create_resources`).
+        whenever the table's items span more than :data:`SPILL_OVER_ITEMS` partition keys (set up by
+        :meth:`create_resources`).
         Against an endpoint this does nothing (the items live in the server's memory, not this process's).
         """
         if self.dynamodb_process is None:
@@ -367,10 +369,7 @@ class EmbeddedAws:
             for key in self.keys():
                 yield key, self.get(key)
             return
-        from moto.s3.models import s3_backends  # noqa: PLC0415 - moto's in-process backend
-        from moto.utilities.utils import get_partition  # noqa: PLC0415
-
-        backend = s3_backends[ACCOUNT_ID][get_partition(self.region)]
+        backend = _moto_s3_backend(self.region)
         for key in sorted(backend.get_bucket(self.names.lake_bucket).keys.keys()):
             stored = backend.get_object(self.names.lake_bucket, key)
             if stored is not None:  # a key deleted since it was listed: nothing to copy
@@ -381,10 +380,7 @@ class _MotoLakeWriter:
     """PutObject into moto's in-process S3 backend (see :meth:`EmbeddedAws.lake_writer`)."""
 
     def __init__(self, region: str) -> None:
-        from moto.s3.models import s3_backends  # noqa: PLC0415 - moto's in-process backend
-        from moto.utilities.utils import get_partition  # noqa: PLC0415
-
-        self._backend = s3_backends[ACCOUNT_ID][get_partition(region)]
+        self._backend = _moto_s3_backend(region)
 
     def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> dict[str, Any]:  # noqa: N803 - S3's names
         """Store ``Body`` under ``Key``, as PutObject does; the answer carries the object's ETag.
@@ -400,6 +396,14 @@ class _MotoLakeWriter:
         except ServiceException as exc:
             raise ClientError({"Error": {"Code": exc.code, "Message": exc.message}}, "PutObject") from exc
         return {"ETag": stored.etag}
+
+
+def _moto_s3_backend(region: str) -> Any:
+    """moto's in-process S3 backend that holds this run's buckets (S3's backends are per partition)."""
+    from moto.s3.models import s3_backends  # noqa: PLC0415 - moto's in-process backend
+    from moto.utilities.utils import get_partition  # noqa: PLC0415
+
+    return s3_backends[ACCOUNT_ID][get_partition(region)]
 
 
 def dead_letter_body(body: str) -> dict[str, Any]:

@@ -118,8 +118,9 @@ class DynamoDBProcess:
         return moved
 
     def spill_when_over(self, max_items: int, table: str, region: str, account: str, path: Path) -> None:
-        """From now on, whenever ``table`` holds more than ``max_items`` items after a request, the child moves
-        them to ``path`` as :meth:`spill_sales_items` does (so a burst's memory does not grow while it drains)."""
+        """From now on, whenever ``table``'s items span more than ``max_items`` partition keys after a request (a
+        count the table keeps, so checking costs nothing), the child moves them to ``path`` as
+        :meth:`spill_sales_items` does (so a burst's memory does not grow while it drains)."""
         self._call(("spill_policy", max_items, table, region, account, str(path)))
 
     def close(self) -> None:
