@@ -42,7 +42,7 @@ def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds
     with tempfile.TemporaryDirectory(prefix="burst-") as folder:
         out = Path(folder) / "lake"
         command = [
-            sys.executable, "-m", "local_pipeline.cli", "run", "-n", str(events), "--seed", str(seed),
+            sys.executable, "-m", "sales_pipeline", "run", "-n", str(events), "--seed", str(seed),
             "--burst-seconds", str(burst_seconds), "--region", region, "--trigger", trigger,
             "--no-dashboards", "--out", str(out),
         ]  # fmt: skip

@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 import pipeline_config
-from local_pipeline import cli
+from sales_pipeline import cli
 from local_pipeline.generator import BurstSpec, generate
 from operations.outputs import write
 from tests.integration.terraform_support import run_moto_server

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from local_pipeline.cli import main
+from sales_pipeline.cli import main
 from local_pipeline.generator import BurstSpec, generate
 from local_pipeline.runner import RunOptions, RunSummary, run
 from operations import outputs as stack_outputs

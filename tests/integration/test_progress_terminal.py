@@ -21,7 +21,7 @@ def test_a_run_on_a_terminal_draws_a_bar_with_rate_and_eta(tmp_path: Path, colum
     controller, terminal = pty.openpty()
     # a fresh pseudo-terminal reports 0 x 0 (as `docker run -t` can); a person's terminal has a size
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
-    command = [sys.executable, "-m", "local_pipeline.cli", "run", "-n", "200", "--no-dashboards"]
+    command = [sys.executable, "-m", "sales_pipeline", "run", "-n", "200", "--no-dashboards"]
     command += ["--out", str(tmp_path / "lake")]
     process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal)
     os.close(terminal)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from local_pipeline.cli import build_parser, main
+from sales_pipeline.cli import build_parser, main
 from local_pipeline.generator import BurstSpec, generate
 
 

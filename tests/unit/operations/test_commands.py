@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from local_pipeline import out_folder
-from local_pipeline.cli import build_parser, main
+from sales_pipeline.cli import build_parser, main
 from operations import COMMAND_MODULES, monitor
 from operations import outputs as stack_outputs
 

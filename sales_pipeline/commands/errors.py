@@ -1,0 +1,11 @@
+"""``sales-pipeline errors``."""
+
+from __future__ import annotations
+
+import argparse
+
+from sales_pipeline.commands._legacy import register_from
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    register_from("operations.errors_prefix", parser)
