@@ -6,9 +6,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["LambdaContext", "function_arn"]
+__all__ = ["ACCOUNT_ID", "FANOUT_FUNCTION", "TRANSFORM_FUNCTION", "LambdaContext", "function_arn"]
 
 ACCOUNT_ID = "123456789012"
+
+#: The local run's function names (its ``outputs.json`` names them as a stack's outputs do).
+FANOUT_FUNCTION = "sales-fanout-local"
+TRANSFORM_FUNCTION = "sales-transform-local"
 
 
 def function_arn(function_name: str, region: str) -> str:
