@@ -8,9 +8,6 @@ written and why: a failed call fails only the entries it carried.
 
 from __future__ import annotations
 
-import base64
-import gzip
-import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from . import dead_letter_body
 from .errors import DeadLetterNotSent, DeadLetterTooLarge, DeliveryIncomplete, WriteIncomplete
 
 #: PutRecordBatch service limits.
@@ -341,15 +339,7 @@ class DeadLetterQueue:
 
     def body(self, letter: DeadLetter) -> str:
         """The message body for ``letter``, compressed if it would not fit; :class:`DeadLetterTooLarge` if never."""
-        event, error, error_type = letter.event, letter.error, letter.error_type
-        body = _dumps({"errorType": error_type, "error": error, "event": event})
-        if len(body.encode()) > self.max_message_bytes:
-            packed = base64.b64encode(gzip.compress(_dumps(event).encode(), mtime=0)).decode()
-            event_id = event.get("id") if isinstance(event, dict) else None
-            body = _dumps({"errorType": error_type, "error": error, "eventId": event_id, "eventGzipBase64": packed})
-            if len(body.encode()) > self.max_message_bytes:
-                raise DeadLetterTooLarge(f"event {event_id!r} is {len(body)} bytes even compressed")
-        return body
+        return dead_letter_body.encode(letter.event, letter.error, letter.error_type, self.max_message_bytes)
 
     def submit(self, letters: Sequence[DeadLetter], executor: Executor) -> Pending:
         """Start sending ``letters``; the report maps each position to its SQS message id or its failure."""
@@ -407,14 +397,3 @@ class DeadLetterQueue:
                 self.queue_url, (report.error_codes or ["Unknown"])[-1], "after resends"
             )
         return report
-
-
-def _dumps(value: Any) -> str:
-    # stdlib json on this rare path: it copes with anything the Lambda runtime parsed (huge ints, NaN).
-    # ensure_ascii=False keeps non-ASCII text at its UTF-8 size instead of 6-byte escapes.
-    text = json.dumps(value, default=repr, ensure_ascii=False)
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # lone surrogates have no UTF-8 form: fall back to \u escapes
-        return json.dumps(value, default=repr)
-    return text
