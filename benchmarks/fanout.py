@@ -16,17 +16,19 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from fanout_lambda import handler as fanout
-from fanout_lambda.sale import item_size_bytes, write_units
-from tests.support import (
+from benchmarks.fixtures import (
     IDEMPOTENCY_TABLE,
     REGION,
     SALES_TABLE,
     STREAM,
-    FakeLambdaContext,
     create_resources,
-    load_event,
+    sample_event,
 )
+from benchmarks.fixtures import (
+    context as lambda_context,
+)
+from fanout_lambda import handler as fanout
+from fanout_lambda.sale import item_size_bytes, write_units
 
 TERRAFORM_VARIABLES = Path(__file__).resolve().parents[1] / "terraform" / "variables.tf"
 
@@ -99,8 +101,8 @@ def run(events: int = 400) -> FanoutCost:
             firehose=_Counting(session.client("firehose"), calls, "firehose"),
             sqs=_Counting(session.client("sqs"), calls, "sqs"),
         )
-        context = FakeLambdaContext()
-        template = load_event("product_sold")
+        context = lambda_context()
+        template = sample_event()
 
         with contextlib.redirect_stdout(io.StringIO()):
             fanout.lambda_handler(_variant(template, 0), context)

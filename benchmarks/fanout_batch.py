@@ -27,19 +27,21 @@ import boto3
 from moto import mock_aws
 
 from benchmarks.fanout import gsi2_projected_attributes
-from fanout_lambda import handler as fanout
-from fanout_lambda.sale import write_units
-from fanout_lambda.settings import AWS_CALL_CONCURRENCY, FanoutSettings
-from tests.support import (
+from benchmarks.fixtures import (
     IDEMPOTENCY_TABLE,
     REGION,
     SALES_TABLE,
     STREAM,
-    FakeLambdaContext,
     create_resources,
-    load_event,
+    sample_event,
     sqs_event,
 )
+from benchmarks.fixtures import (
+    context as lambda_context,
+)
+from fanout_lambda import handler as fanout
+from fanout_lambda.sale import write_units
+from fanout_lambda.settings import AWS_CALL_CONCURRENCY, FanoutSettings
 
 #: Lambda's synchronous invocation payload limit ("6 MB"; read as 6,000,000 bytes to stay on the safe side).
 INVOCATION_PAYLOAD_BYTES = 6_000_000
@@ -143,7 +145,7 @@ def float32_embedding(rng: random.Random, dimension: int = 1024) -> list[float]:
 
 def sale_events(first: int, count: int, rng: random.Random, embedding: Callable[[], list[float]]) -> list[Any]:
     """``count`` distinct sales of 1024 dimensions (products ``first``...)."""
-    template = load_event("product_sold")
+    template = sample_event()
     events = []
     for n in range(first, first + count):
         event = dict(template, id=f"bench-{n}")
@@ -203,7 +205,7 @@ def run(
             firehose=hooks.attach(session.client("firehose", config=config)),
             sqs=hooks.attach(session.client("sqs", config=config)),
         )
-        context = FakeLambdaContext()
+        context = lambda_context()
         new_seconds: list[float] = []
         new_cpu: list[float] = []
         batches = []
