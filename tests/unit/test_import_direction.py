@@ -32,7 +32,7 @@ LAYERS: dict[str, int] = {
 def imported_packages(source: str, module: str) -> list[tuple[int, str]]:
     """``(line, top-level package)`` of every absolute or relative import in ``source`` (any depth)."""
     found = []
-    package = module.split(".")[0]
+    package = module.split(".", maxsplit=1)[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
@@ -44,7 +44,7 @@ def imported_packages(source: str, module: str) -> list[tuple[int, str]]:
 
 def violations(source: str, module: str) -> list[str]:
     """Every import in ``source`` (the module ``module``) that points up, sideways or into ``tests``."""
-    own = module.split(".")[0]
+    own = module.split(".", maxsplit=1)[0]
     problems = []
     for line, target in imported_packages(source, module):
         if target == own:

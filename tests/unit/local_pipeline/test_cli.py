@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sales_pipeline.cli import build_parser, main
 from local_pipeline.generator import BurstSpec, generate
+from sales_pipeline.cli import build_parser, main
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])

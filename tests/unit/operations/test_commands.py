@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from local_pipeline import out_folder
-from sales_pipeline.cli import build_parser, main
 from operations import COMMAND_MODULES, monitor
 from operations import outputs as stack_outputs
+from sales_pipeline.cli import build_parser, main
 
 
 def test_monitor_and_report_are_registered_commands() -> None:
