@@ -20,9 +20,9 @@ import boto3
 import pytest
 
 import pipeline_config
-from sales_pipeline import cli
 from local_pipeline.generator import BurstSpec, generate
 from operations.outputs import write
+from sales_pipeline import cli
 from tests.integration.terraform_support import run_moto_server
 
 REGION = "us-east-1"

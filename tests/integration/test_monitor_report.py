@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from sales_pipeline.cli import main
 from local_pipeline.generator import BurstSpec, generate
 from local_pipeline.runner import RunOptions, RunSummary, run
 from operations import outputs as stack_outputs
+from sales_pipeline.cli import main
 from tests.integration import monitoring_support as ms
 from tests.integration import terraform_support as tfs
 
