@@ -55,3 +55,28 @@ def test_bad_monitor_options_are_unknown_with_one_line(
     assert main(["monitor", "--outputs", str(tmp_path / "none.json"), option, value]) == 3
     assert f"{option} {value!r}" in capsys.readouterr().err
 
+
+@pytest.mark.parametrize(
+    ("command", "purpose"),
+    [
+        (["errors", "reprocess"], "reprocess its error records"),
+        (["errors", "list"], "list its error records"),
+        (["dlq", "list"], "read its dead-letter queue"),
+        (["dlq", "replay"], "read its dead-letter queue"),
+        (["send", "--events", "events.jsonl"], "send to its bus"),
+    ],
+)
+def test_recovery_commands_refuse_an_ended_local_run_in_one_line(
+    command: list[str], purpose: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the outputs an in-process run left (no endpoint_url) beside its lake marker
+    (tmp_path / out_folder.MANIFEST).write_text("x", encoding="utf-8")
+    outputs = tmp_path / "outputs.json"
+    stack_outputs.write(outputs, {"delivery_stream_name": "s", "aws_region": "us-east-1"})
+    # WHEN a recovery command is pointed at them
+    status = main([*command, "--outputs", str(outputs)])
+    # THEN one line says why (not Firehose's ResourceNotFoundException), before any client is made
+    assert status != 0
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "in-process moto" in error and "--endpoint-url" in error and purpose in error
