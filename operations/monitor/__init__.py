@@ -8,6 +8,9 @@ the monitoring-plugin convention that cron, CI and monitoring systems read (see 
 The work splits in three so the report and the tests reuse it: :func:`collect` reads (boto3 only,
 :mod:`~operations.monitor.collect`), :func:`evaluate` judges (pure, :mod:`~operations.monitor.checks`),
 :func:`render_text` / :func:`to_json` print (:mod:`~operations.monitor.render`).
+
+``operations.monitor.collect`` is the function (as before the split); to reach the module of the same name,
+e.g. to patch a constant, use ``importlib.import_module("operations.monitor.collect")``.
 """
 
 from __future__ import annotations
