@@ -131,3 +131,24 @@ def _cell(value: Any) -> str:
 def _creates_view(sql: str) -> bool:
     parsed = sqlglot.parse_one(sql, read="trino")
     return isinstance(parsed, sqlglot.exp.Create) and str(parsed.args.get("kind", "")).upper() == "VIEW"
+
+
+# -- the report's dashboards -----------------------------------------------------------------------------------
+# Appended as one block (the top of this module is edited elsewhere): its imports belong at the top once merged.
+from local_pipeline.config import StreamConfig  # noqa: E402
+from operations.report import DashboardResult  # noqa: E402
+
+
+def run_local_dashboards(lake_dir: Path) -> list[DashboardResult]:
+    """The dashboards on a local lake folder (a run's ``--out``) with DuckDB, as results the report takes
+    (``operations.report.build_report(dashboards=...)``); none while the lake holds no Parquet file yet."""
+    config = StreamConfig.from_declarations()
+    if not any((lake_dir / config.table_prefix).rglob("*.parquet")):
+        return []  # nothing delivered: DuckDB would refuse to read an empty glob
+    results = run_dashboards(
+        lake_dir,
+        table_name=config.table_name,
+        table_prefix=config.table_prefix,
+        partition_keys=config.glue_table["partition_keys"],
+    )
+    return [DashboardResult(r.name, list(r.columns), list(r.rows)) for r in results]

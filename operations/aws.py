@@ -7,33 +7,13 @@ needs requests signed.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
 from operations.errors import OperatorError
 from operations.outputs import StackOutputs
 
-__all__ = ["AwsOptions", "add_arguments"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every operator command takes: where the stack is and how to reach it."""
-    group = parser.add_argument_group("stack and AWS access")
-    group.add_argument(
-        "--outputs",
-        metavar="FILE",
-        help="the stack's `terraform output -json` (a local run writes outputs.json into its --out folder); "
-        "default: run `terraform output -json` in terraform/",
-    )
-    group.add_argument("--region", help="AWS region (default: the outputs' aws_region, then the AWS config)")
-    group.add_argument("--profile", help="named AWS profile (default: the default credential chain)")
-    group.add_argument(
-        "--endpoint-url",
-        metavar="URL",
-        help="an AWS-compatible endpoint, e.g. the moto_server of a local run (default: the outputs' "
-        "endpoint_url if it has one, else AWS)",
-    )
+__all__ = ["AwsOptions"]
 
 
 @dataclass
@@ -46,12 +26,15 @@ class AwsOptions:
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, outputs: StackOutputs) -> AwsOptions:
-        """Options from the command line, falling back to what the outputs say (region, local endpoint)."""
+    def from_values(
+        cls, *, region: str | None, profile: str | None, endpoint_url: str | None, outputs: StackOutputs
+    ) -> AwsOptions:
+        """Options as given (``--region``, ``--profile``, ``--endpoint-url``), falling back to what the outputs
+        say (region, local endpoint)."""
         return cls(
-            region=args.region or outputs.get("aws_region"),
-            profile=args.profile,
-            endpoint_url=args.endpoint_url or outputs.get("endpoint_url"),
+            region=region or outputs.get("aws_region"),
+            profile=profile,
+            endpoint_url=endpoint_url or outputs.get("endpoint_url"),
         )
 
     def client(self, service: str) -> Any:

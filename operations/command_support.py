@@ -1,6 +1,7 @@
 """What the recovery commands (``dlq``, ``errors``, ``send``) share: the stack, AWS errors, progress, output.
 
-- :func:`stack` loads ``--outputs`` and builds the clients' options, as every operator command does.
+- :func:`stack` loads ``--outputs`` and builds the clients' options, as every operator command does (and refuses
+  the outputs of a local run that has ended).
 - :func:`aws_call` turns an SDK failure into one :class:`~operations.errors.OperatorError` line naming the call
   and the resource (a missing queue, a denied action, an unreachable endpoint), never a traceback.
 - :class:`Progress` shows a rich progress bar on a terminal and plain lines (at most one every few seconds)
@@ -10,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -21,25 +21,29 @@ from typing import IO, Any
 
 from operations.aws import AwsOptions
 from operations.errors import OperatorError
-from operations.outputs import StackOutputs, load
+from operations.outputs import StackOutputs, load, refuse_ended_local_run
 
-__all__ = ["Progress", "add_dry_run", "aws_call", "format_age", "print_json", "stack"]
+__all__ = ["INCOMPLETE", "Progress", "aws_call", "format_age", "print_json", "stack"]
 
 #: Exit status of a command that ran but could not finish everything (some entries failed, some left).
 INCOMPLETE = 1
 
 
-def stack(args: argparse.Namespace) -> tuple[StackOutputs, AwsOptions]:
-    """The stack's outputs (``--outputs`` or ``terraform output -json``) and the AWS options to reach it."""
-    outputs = load(Path(args.outputs) if args.outputs else None)
-    return outputs, AwsOptions.from_args(args, outputs)
+def stack(
+    outputs: Path | None,
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    purpose: str,
+) -> tuple[StackOutputs, AwsOptions]:
+    """The stack's outputs (``outputs`` or ``terraform output -json``) and the AWS options to reach it.
 
-
-def add_dry_run(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--dry-run``: read everything, change nothing, print what would be done."""
-    parser.add_argument(
-        "--dry-run", action="store_true", help=f"change nothing: read, check and print what {what} would do"
-    )
+    Outputs a local run on in-process moto left behind are refused with one line (its AWS ended with the run;
+    ``purpose`` says what a moto_server would let the user do), as ``monitor`` and ``report`` refuse them."""
+    values = load(outputs)
+    refuse_ended_local_run(outputs, values, endpoint_url, purpose=purpose)
+    return values, AwsOptions.from_values(region=region, profile=profile, endpoint_url=endpoint_url, outputs=values)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""``sales-pipeline errors list | reprocess``: what Firehose put under its error prefix, and putting it back.
+"""``errors``' library: what Firehose put under its error prefix, and putting it back (printing is the CLI's).
 
 ``reprocess`` works object by object, and never deletes before what replaces it has succeeded:
 
@@ -22,91 +22,38 @@ deduplicated view (one row per sale) absorbs the copies.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from operations.aws import AwsOptions, add_arguments
-from operations.command_support import INCOMPLETE, Progress, add_dry_run, aws_call, print_json, stack
+from operations.command_support import Progress, aws_call
 from operations.error_records import (
     ErrorRecord,
     TransformCheck,
     UnreadableObject,
-    group,
     parse_object,
     split_s3_url,
 )
 from operations.errors import OperatorError
-from operations.outputs import StackOutputs
 
-__all__ = ["REPROCESSED_PREFIX", "STILL_FAILING_SUFFIX", "register"]
+__all__ = [
+    "REPROCESSED_PREFIX",
+    "STILL_FAILING_SUFFIX",
+    "ErrorObject",
+    "ErrorPrefix",
+    "ObjectOutcome",
+    "Reprocessor",
+    "lake_tenants",
+    "read_objects",
+    "reprocess_all",
+]
 
 #: Where a reprocessed object is kept (outside the error prefix, so listings and alarms show only what is left).
 REPROCESSED_PREFIX = "reprocessed/"
 #: Suffix of the object that keeps a split object's records that would fail again.
 STILL_FAILING_SUFFIX = ".still-failing"
-SHOWN = 5
-
-
-def register(subparsers: Any) -> None:
-    """Add ``errors`` and its subcommands to the ``sales-pipeline`` parser."""
-    errors = subparsers.add_parser(
-        "errors",
-        help="list and reprocess the records Firehose put under its error prefix",
-        description="Read the objects under the stack's Firehose error prefix (output firehose_error_prefix): "
-        "records the transform failed (processing-failed), that did not convert to Parquet "
-        "(format-conversion-failed) or found the active-partition limit reached (activePartitionExceeded).",
-    )
-    commands = errors.add_subparsers(dest="errors_command", required=True, metavar="SUBCOMMAND")
-
-    listing = commands.add_parser(
-        "list",
-        help="error records grouped by error type, code and message, with counts and time range",
-        description="Group the error records by error type (the folder after the prefix), error code and "
-        "message, with record and object counts, arrival time range and the event ids decoded from rawData.",
-    )
-    _type_option(listing)
-    listing.add_argument("--records", action="store_true", help="also print each record's decoded data")
-    listing.add_argument("--json", action="store_true", help="print the groups as JSON")
-    add_arguments(listing)
-    listing.set_defaults(handler=list_command)
-
-    reprocess = commands.add_parser(
-        "reprocess",
-        help="put the records back into the delivery stream, then move each object under reprocessed/",
-        description="Check each record with the transform's normaliser, put those that pass back into the "
-        "delivery stream (output delivery_stream_name) and, once all were accepted, copy the object to "
-        f"{REPROCESSED_PREFIX}<key> and delete it. Records that would fail again stay under the error prefix "
-        f"(an object with some of them is split: they go to <key>{STILL_FAILING_SUFFIX}).",
-    )
-    _type_option(reprocess)
-    reprocess.add_argument(
-        "--tenant",
-        dest="tenants",
-        action="append",
-        default=[],
-        metavar="TENANT_ID",
-        help="a tenant a lake row (format-conversion-failed, activePartitionExceeded) may belong to, besides "
-        "those with a folder in the lake (output lake_table_location); repeatable",
-    )
-    reprocess.add_argument("--json", action="store_true", help="print the summary as JSON")
-    add_dry_run(reprocess, "reprocess")
-    add_arguments(reprocess)
-    reprocess.set_defaults(handler=reprocess_command)
-
-
-def _type_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--type",
-        dest="error_type",
-        metavar="TYPE",
-        help="only this error type (processing-failed, format-conversion-failed, activePartitionExceeded, ...)",
-    )
 
 
 @dataclass
@@ -156,62 +103,19 @@ class ErrorPrefix:
                 progress.advance()
 
 
-def _prefix(args: argparse.Namespace) -> tuple[StackOutputs, AwsOptions, ErrorPrefix]:
-    outputs, aws = stack(args)
-    return outputs, aws, ErrorPrefix(aws.client("s3"), str(outputs.require("firehose_error_prefix")), args.error_type)
-
-
-def _when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-# -- list ------------------------------------------------------------------------------------------------------
-
-
-def list_command(args: argparse.Namespace) -> int:
-    """``errors list``: error records grouped by type, code and message."""
-    _, _, prefix = _prefix(args)
+def read_objects(prefix: ErrorPrefix) -> list[ErrorObject]:
+    """Every object under ``prefix``, read and parsed (an SDK failure is one line naming the prefix)."""
     with aws_call(f"reading s3://{prefix.bucket}/{prefix.prefix}"):
-        objects = list(prefix.objects("reading error objects"))
-    records = [record for item in objects for record in item.records]
-    unreadable = [item for item in objects if item.unreadable]
-    groups = group(records)
-    if args.json:
-        print_json(
-            {
-                "prefix": f"s3://{prefix.bucket}/{prefix.prefix}",
-                "objects": len(objects),
-                "records": len(records),
-                "groups": [item.as_json() for item in groups],
-                "unreadable": {item.key: item.unreadable for item in unreadable},
-            }
-        )
-        return 0
-    out = sys.stdout
-    out.write(f"s3://{prefix.bucket}/{prefix.prefix}: {len(objects)} object(s), {len(records)} record(s)\n")
-    for item in groups:
-        span = item.arrival_range()
-        when = "" if span is None else f", arrived {_when(span[0])} .. {_when(span[1])} UTC"
-        out.write(f"\n{item.error_type}  {item.code}: {len(item.records)} record(s) in {len(item.objects)} object(s)")
-        out.write(f"{when}\n")
-        if item.message:
-            out.write(f"  message: {item.message}\n")
-        ids = [event_id for event_id in (record.event_id() for record in item.records) if event_id]
-        if ids:
-            more = f" (+{len(ids) - SHOWN} more)" if len(ids) > SHOWN else ""
-            out.write(f"  events: {', '.join(ids[:SHOWN])}{more}\n")
-        if args.records:
-            for record in item.records:
-                data = record.data.decode("utf-8", "replace") if record.data is not None else record.data_problem
-                out.write(f"  {record.key}#{record.index}: {_shorten(str(data))}\n")
-    for broken in unreadable:
-        out.write(f"\nunreadable: {broken.key}: {broken.unreadable}\n")
-    return 0
+        return list(prefix.objects("reading error objects"))
 
 
-def _shorten(text: str, limit: int = 300) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+def reprocess_all(prefix: ErrorPrefix, reprocessor: Reprocessor, stream: str) -> list[ObjectOutcome]:
+    """Reprocess every object under ``prefix`` into ``stream``, one after the other; what became of each."""
+    outcomes: list[ObjectOutcome] = []
+    with aws_call(f"reprocessing s3://{prefix.bucket}/{prefix.prefix} into stream {stream!r}"):
+        for item in prefix.objects("reprocessing error objects"):
+            outcomes.append(reprocessor.reprocess(item))
+    return outcomes
 
 
 # -- reprocess -------------------------------------------------------------------------------------------------
@@ -304,30 +208,7 @@ class Reprocessor:
         self._s3.delete_object(Bucket=self.prefix.bucket, Key=key)
 
 
-def reprocess_command(args: argparse.Namespace) -> int:
-    """``errors reprocess``: records back into the stream; objects moved under ``reprocessed/``."""
-    outputs, aws, prefix = _prefix(args)
-    stream = str(outputs.require("delivery_stream_name"))
-    from fanout_lambda.adapters import FirehoseSender  # noqa: PLC0415
-
-    s3 = aws.client("s3")
-    sender = None if args.dry_run else FirehoseSender(aws.client("firehose"), stream)
-    with aws_call("listing the lake's tenant partitions"):
-        tenants = [*args.tenants, *_lake_tenants(s3, outputs.get("lake_table_location"))]
-    reprocessor = Reprocessor(prefix, s3, sender, TransformCheck(tenants=tenants), dry_run=args.dry_run)
-    outcomes: list[ObjectOutcome] = []
-    with aws_call(f"reprocessing s3://{prefix.bucket}/{prefix.prefix} into stream {stream!r}"):
-        for item in prefix.objects("reprocessing error objects"):
-            outcomes.append(reprocessor.reprocess(item))
-    if args.json:
-        print_json({"dryRun": args.dry_run, "stream": stream, "objects": [o.as_json() for o in outcomes]})
-    else:
-        _print_summary(outcomes, prefix, stream, args.dry_run)
-    incomplete = any(o.action in {"left", "failed"} or o.still_failing for o in outcomes)
-    return INCOMPLETE if incomplete else 0
-
-
-def _lake_tenants(s3: Any, table_location: Any) -> list[str]:
+def lake_tenants(s3: Any, table_location: Any) -> list[str]:
     """The tenants with a partition folder in the lake (``<table>/tenant_id=X/``), if the outputs name it."""
     if not isinstance(table_location, str) or not table_location:
         return []
@@ -339,36 +220,3 @@ def _lake_tenants(s3: Any, table_location: Any) -> list[str]:
             if folder.startswith("tenant_id="):
                 tenants.append(folder.removeprefix("tenant_id="))
     return tenants
-
-
-def _print_summary(outcomes: list[ObjectOutcome], prefix: ErrorPrefix, stream: str, dry_run: bool) -> None:
-    out = sys.stdout
-    would = "would be " if dry_run else ""
-    by_action = Counter(o.action for o in outcomes)
-    sent = sum(o.sent for o in outcomes if o.action in {"moved", "split"})
-    restored = sum(o.tenant_restored for o in outcomes if o.action in {"moved", "split"})
-    out.write(f"s3://{prefix.bucket}/{prefix.prefix}: {len(outcomes)} object(s)\n")
-    out.write(
-        f"  records {would}sent to {stream!r}: {sent}"
-        + (f" ({restored} lake row(s) with the tenant their sale_id names)" if restored else "")
-        + (" (dry run: nothing sent, moved or written)" if dry_run else "")
-        + "\n"
-    )
-    out.write(f"  objects {would}moved to s3://{prefix.bucket}/{REPROCESSED_PREFIX}: {by_action['moved']}\n")
-    out.write(
-        f"  objects {would}split (good records sent, the rest kept in <key>{STILL_FAILING_SUFFIX}, "
-        f"original under {REPROCESSED_PREFIX}): {by_action['split']}\n"
-    )
-    out.write(f"  objects left in place: {by_action['left']}\n")
-    if by_action["failed"]:
-        out.write(f"  objects whose records Firehose did not all accept (left in place): {by_action['failed']}\n")
-    reasons: Counter[str] = Counter()
-    for o in outcomes:
-        reasons.update(o.still_failing)
-    if reasons:
-        out.write(f"  records that would fail again (kept under {prefix.root}):\n")
-        for reason, count in reasons.most_common():
-            out.write(f"    {count:>4}  {reason}\n")
-    for o in outcomes:
-        if o.detail and o.action in {"left", "failed"}:
-            out.write(f"  {o.key}: {o.detail}\n")

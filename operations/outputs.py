@@ -21,7 +21,7 @@ from typing import Any
 
 from operations.errors import OperatorError
 
-__all__ = ["DEFAULT_TERRAFORM_DIR", "StackOutputs", "load", "write"]
+__all__ = ["DEFAULT_TERRAFORM_DIR", "LOCAL_RUN_MARKER", "StackOutputs", "load", "refuse_ended_local_run", "write"]
 
 DEFAULT_TERRAFORM_DIR = Path(__file__).resolve().parents[1] / "terraform"
 
@@ -73,6 +73,24 @@ def load(path: Path | None = None, *, terraform_dir: Path = DEFAULT_TERRAFORM_DI
     if not values:
         raise OperatorError(f"{source} printed no outputs: has this stack been applied? (or pass --outputs FILE)")
     return StackOutputs(values, source)
+
+
+#: The file ``sales-pipeline run`` leaves in its --out folder (local_pipeline.runner.LAKE_MARKER).
+LOCAL_RUN_MARKER = ".sales-pipeline-lake"
+
+
+def refuse_ended_local_run(
+    path: Path | None, values: StackOutputs, endpoint_url: str | None, *, purpose: str = "watch it"
+) -> None:
+    """A local run on in-process moto leaves outputs without ``endpoint_url``: its AWS ended with the run, and
+    the names in it must never be looked up in a real account. ``purpose`` ends the message (``watch it``)."""
+    if path is None or endpoint_url or values.get("endpoint_url"):
+        return
+    if (path.resolve().parent / LOCAL_RUN_MARKER).exists():
+        raise OperatorError(
+            f"--outputs {path}: a local run on in-process moto, which ended with the run; run it with "
+            f"--endpoint-url http://127.0.0.1:PORT (a moto_server) to {purpose}"
+        )
 
 
 def write(path: Path, values: Mapping[str, Any]) -> None:

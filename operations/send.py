@@ -1,4 +1,4 @@
-"""``sales-pipeline send --events FILE``: publish a JSONL file of EventBridge events to the stack's bus.
+"""``send``'s library: publish a JSONL file of EventBridge events to the stack's bus (printing is the CLI's).
 
 The file is checked whole before anything is sent: a line that is not a JSON event (or is too large for
 PutEvents) stops the command with its line number, and nothing is published. Then the events go out with
@@ -11,7 +11,6 @@ a PutEvents entry (``Source``, ``DetailType``, ``Detail``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from operations.aws import add_arguments
-from operations.command_support import INCOMPLETE, Progress, add_dry_run, aws_call, print_json, stack
+from operations.command_support import Progress
 from operations.errors import OperatorError
 from operations.publisher import (
     MAX_ENTRIES,
@@ -35,36 +33,10 @@ from operations.publisher import (
     entry_size,
 )
 
-__all__ = ["SendSummary", "read_entries", "register", "send"]
+__all__ = ["SHOWN_BAD_LINES", "SendSummary", "check_file", "read_entries", "send"]
 
 #: Bad lines printed before the command stops (all are counted).
 SHOWN_BAD_LINES = 10
-
-
-def register(subparsers: Any) -> None:
-    """Add ``send`` to the ``sales-pipeline`` parser."""
-    parser = subparsers.add_parser(
-        "send",
-        help="publish a JSONL file of events to the stack's bus (load test a deployed stack)",
-        description="Publish each line of --events FILE (one EventBridge event per line) to the stack's bus "
-        "(output event_bus_name) with PutEvents, optionally paced to --rate events per second. The file is "
-        "checked whole first: a bad line stops the command with its line number before anything is sent.",
-    )
-    parser.add_argument("--events", required=True, type=Path, metavar="FILE", help="JSONL file of events")
-    parser.add_argument(
-        "--rate", type=_rate, metavar="EVENTS_PER_SECOND", help="pace the sending (default: as fast as it goes)"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=_concurrency,
-        default=4,
-        metavar="N",
-        help="PutEvents calls in flight at once (default: %(default)s; boto3 clients are thread-safe)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    add_dry_run(parser, "send")
-    add_arguments(parser)
-    parser.set_defaults(handler=send_command)
 
 
 def read_entries(path: Path, bus_name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -218,65 +190,3 @@ def _record(futures: Iterable[Future[PublishResult]], summary: SendSummary, prog
         summary.calls += result.calls
         summary.resent += result.resent
         progress.advance(events)
-
-
-def send_command(args: argparse.Namespace) -> int:
-    """``send --events FILE``."""
-    outputs, aws = stack(args)
-    bus_name = str(outputs.require("event_bus_name"))
-    events, total_bytes, calls = check_file(args.events, bus_name)
-    if args.dry_run:
-        message = (
-            f"would send {events} event(s) ({total_bytes} bytes) from {args.events} to bus {bus_name!r} in about "
-            f"{calls} PutEvents call(s)"
-        )
-        if args.rate:
-            message += f", paced to {args.rate:g} events/s (about {events / args.rate:.1f} s)"
-        if args.json:
-            print_json({"dryRun": True, "events": events, "bytes": total_bytes, "calls": calls, "bus": bus_name})
-        else:
-            sys.stdout.write(message + " (dry run: nothing sent)\n")
-        return 0
-    publisher = EventPublisher(aws.client("events"))
-    with aws_call(f"PutEvents to bus {bus_name!r}"), Progress(f"sending to {bus_name}", events) as progress:
-        summary = send(
-            args.events, bus_name, publisher, rate=args.rate, progress=progress, concurrency=args.concurrency
-        )
-    if args.json:
-        print_json(summary.as_json())
-    else:
-        _print_summary(summary, args.events, bus_name)
-    return INCOMPLETE if summary.failed else 0
-
-
-def _print_summary(summary: SendSummary, path: Path, bus_name: str) -> None:
-    out = sys.stdout
-    speed = f" ({summary.sent / summary.seconds:.1f} events/s)" if summary.seconds > 0 else ""
-    out.write(f"{path} -> bus {bus_name!r}: {summary.events} event(s) in {summary.seconds:.2f} s wall time{speed}\n")
-    out.write(f"  sent      {summary.sent} in {summary.calls} PutEvents call(s) ({summary.resent} entries resent)\n")
-    if summary.failed:
-        codes = ", ".join(f"{code} x{count}" for code, count in Counter(summary.failed.values()).most_common())
-        lines = ", ".join(str(number) for number in sorted(summary.failed)[:SHOWN_BAD_LINES])
-        out.write(f"  failed    {len(summary.failed)} ({codes}); lines {lines}\n")
-    else:
-        out.write("  failed    0\n")
-
-
-def _concurrency(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 64, got {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be a positive number of events per second, got {text!r}")
-    return value

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
+
+from operations.aws import AwsOptions
+from operations.command_support import stack as load_stack
+from operations.outputs import StackOutputs
 
 __all__ = [
     "add_aws_arguments",
@@ -14,6 +19,7 @@ __all__ = [
     "integer",
     "positive",
     "positive_number",
+    "stack",
 ]
 
 
@@ -33,6 +39,18 @@ def add_aws_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="an AWS-compatible endpoint, e.g. the moto_server of a local run (default: the outputs' "
         "endpoint_url if it has one, else AWS)",
+    )
+
+
+def stack(args: argparse.Namespace, *, purpose: str) -> tuple[StackOutputs, AwsOptions]:
+    """The stack the options of :func:`add_aws_arguments` name, and how to reach it (``purpose``: what a
+    moto_server would let the user do, said when ``--outputs`` are those of a local run that has ended)."""
+    return load_stack(
+        Path(args.outputs) if args.outputs else None,
+        region=args.region,
+        profile=args.profile,
+        endpoint_url=args.endpoint_url,
+        purpose=purpose,
     )
 
 

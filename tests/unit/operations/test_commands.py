@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from local_pipeline import out_folder
-from operations import COMMAND_MODULES, monitor
+from operations import monitor
 from operations import outputs as stack_outputs
-from sales_pipeline.cli import build_parser, main
+from sales_pipeline.cli import COMMANDS, build_parser, main
 
 
 def test_monitor_and_report_are_registered_commands() -> None:
-    assert {"operations.monitor", "operations.report"} <= set(COMMAND_MODULES)
+    # operations.COMMAND_MODULES is gone: the CLI's own table names each command's module
+    assert {"sales_pipeline.commands.monitor", "sales_pipeline.commands.report"} <= {c.module for c in COMMANDS}
     help_text = build_parser().format_help()
     assert "monitor" in help_text and "report" in help_text
 
@@ -53,3 +54,29 @@ def test_bad_monitor_options_are_unknown_with_one_line(
 ) -> None:
     assert main(["monitor", "--outputs", str(tmp_path / "none.json"), option, value]) == 3
     assert f"{option} {value!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "purpose"),
+    [
+        (["errors", "reprocess"], "reprocess its error records"),
+        (["errors", "list"], "list its error records"),
+        (["dlq", "list"], "read its dead-letter queue"),
+        (["dlq", "replay"], "read its dead-letter queue"),
+        (["send", "--events", "events.jsonl"], "send to its bus"),
+    ],
+)
+def test_recovery_commands_refuse_an_ended_local_run_in_one_line(
+    command: list[str], purpose: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the outputs an in-process run left (no endpoint_url) beside its lake marker
+    (tmp_path / out_folder.MANIFEST).write_text("x", encoding="utf-8")
+    outputs = tmp_path / "outputs.json"
+    stack_outputs.write(outputs, {"delivery_stream_name": "s", "aws_region": "us-east-1"})
+    # WHEN a recovery command is pointed at them
+    status = main([*command, "--outputs", str(outputs)])
+    # THEN one line says why (not Firehose's ResourceNotFoundException), before any client is made
+    assert status != 0
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "in-process moto" in error and "--endpoint-url" in error and purpose in error

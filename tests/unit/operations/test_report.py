@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,3 +170,45 @@ def test_the_page_escapes_names_and_puts_the_verdicts_first() -> None:
     assert page.index("WARNING: dead-letter queue depth 2") < page.index("Firehose delivery")
     assert 'data-title="a &lt;chart&gt;"' in page
     assert "none here" in page and "Nothing to chart: no dashboard rows." in page
+
+
+class _QuietCloudWatch:
+    """A CloudWatch with no datapoint and no metric: the page is still built, every check without data."""
+
+    def get_metric_data(self, **_: Any) -> dict[str, Any]:
+        return {"MetricDataResults": []}
+
+    def list_metrics(self, **_: Any) -> dict[str, Any]:
+        return {"Metrics": []}
+
+
+def _page(**kwargs: Any) -> str:
+    outputs = {"delivery_stream_name": "sales-history", "aws_region": "us-east-1"}
+    return report.build_report(cloudwatch=_QuietCloudWatch(), sqs=None, outputs=outputs, now=END, **kwargs)
+
+
+def test_dashboards_computed_on_a_local_lake_are_charted_and_said_to_be_duckdbs() -> None:
+    # GIVEN dashboard results the caller computed on a local lake (the library never runs the local runtime)
+    results = [
+        report.DashboardResult(
+            "price_realisation_by_condition",
+            ["condition", "avg_realisation", "weighted_realisation"],
+            [("new", 0.9, 0.95)],
+        )
+    ]
+    # WHEN the page is built with them THEN they are charted under the local lake's source line
+    page = _page(dashboards=results)
+    assert html.escape(report.LOCAL_DASHBOARDS_SOURCE) in page
+    assert 'data-title="Price realisation by condition (sale / listed price)"' in page
+
+
+def test_a_local_lake_without_parquet_yet_says_there_is_nothing_to_chart() -> None:
+    page = _page(dashboards=[])
+    assert html.escape(report.LOCAL_DASHBOARDS_SOURCE) in page
+    assert "Nothing to chart: no dashboard rows." in page
+
+
+def test_without_dashboards_or_athena_the_page_says_why_there_are_none() -> None:
+    page = _page()
+    assert "not run (no local lake given, and no Athena workgroup in the outputs)" in page
+    assert "DuckDB" not in page
