@@ -11,9 +11,9 @@ import pytest
 import pipeline_config
 from fanout_lambda.validation import validator
 from local_pipeline import runner
-from sales_pipeline import cli
 from local_pipeline.audit import Audit, AuditReport
 from local_pipeline.faults import FaultSpec
+from sales_pipeline import cli
 
 
 @pytest.mark.parametrize(
