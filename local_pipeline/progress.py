@@ -102,7 +102,7 @@ def _rich_bar(total: int, out: IO[str], unit: str) -> tuple[RichProgress, TaskID
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimesAndRateColumn(unit),
-        # The counts come last and are cut at the edge, as tqdm's postfix was, rather than wrapped onto more rows.
+        # The counts come last and are cut at the terminal's edge rather than wrapped onto more rows.
         TextColumn("{task.fields[detail]}", markup=False, table_column=_CUT_AT_THE_EDGE),
         # A sized terminal is measured at each redraw (it may be resized); an unsized one gets a fixed width.
         console=Console(file=out, force_terminal=True, width=None if columns > 0 else UNSIZED_COLUMNS),
@@ -118,7 +118,7 @@ def _rich_bar(total: int, out: IO[str], unit: str) -> tuple[RichProgress, TaskID
 
 
 class TimesAndRateColumn(ProgressColumn):
-    """``[elapsed<remaining, rate unit/s]``, as tqdm showed them."""
+    """``[elapsed<remaining, rate unit/s]``: how long the run took so far, how long it has left, how fast."""
 
     def __init__(self, unit: str) -> None:
         super().__init__()
