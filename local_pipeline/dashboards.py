@@ -1,6 +1,7 @@
 """The Athena dashboard queries, run on DuckDB over the local lake.
 
-The SQL files in ``athena_queries/`` are written in Athena's (Trino) dialect and are the very files Terraform
+The SQL files of the ``athena_queries`` package (found through it, :func:`athena_queries.sql_files`, so an
+installed wheel finds them as a checkout does) are written in Athena's (Trino) dialect and are the very files Terraform
 deploys as named queries; here each is translated with sqlglot (``read="trino"``, ``write="duckdb"``), never
 copied. Statements that create views (the deduplicated view) run first, so dashboards can read through them.
 """
@@ -15,10 +16,13 @@ from typing import Any
 import duckdb
 import sqlglot
 
+import athena_queries
+
 __all__ = ["QUERIES_DIR", "QueryResult", "connect", "load_queries", "render", "run_dashboards", "translate"]
 
-#: Beside the packages in the repository (the folder Terraform reads too).
-QUERIES_DIR = Path(__file__).resolve().parent.parent / "athena_queries"
+#: The folder of the ``athena_queries`` package (the one Terraform reads), for callers that list it; the queries
+#: themselves are read through the package.
+QUERIES_DIR = Path(athena_queries.__file__).resolve().parent
 
 _DUCKDB_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "date": "DATE"}
 
@@ -40,13 +44,14 @@ def translate(sql: str) -> str:
     return statements[0]
 
 
-def load_queries(queries_dir: Path = QUERIES_DIR) -> list[tuple[str, str]]:
-    """``(name, sql)`` for every ``*.sql`` file; view definitions first, then the dashboards, by name."""
-    files = sorted(queries_dir.glob("*.sql"))
+def load_queries(queries_dir: Path | None = None) -> list[tuple[str, str]]:
+    """``(name, sql)`` for every ``*.sql`` file of the ``athena_queries`` package (or of ``queries_dir``, a
+    folder of others); view definitions first, then the dashboards, by name."""
+    files = athena_queries.sql_files() if queries_dir is None else sorted(queries_dir.glob("*.sql"))
     if not files:
-        raise FileNotFoundError(f"no .sql files in {queries_dir}")
-    queries = [(path.stem, path.read_text(encoding="utf-8")) for path in files]
-    return sorted(queries, key=lambda item: (not _creates_view(item[1]), item[0]))
+        raise FileNotFoundError(f"no .sql files in {queries_dir or 'the athena_queries package'}")
+    queries = [(entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8")) for entry in files]
+    return sorted(queries, key=lambda item: (not athena_queries.creates_view(item[1]), item[0]))
 
 
 def connect(
@@ -55,7 +60,7 @@ def connect(
     table_name: str,
     table_prefix: str,
     partition_keys: Sequence[Mapping[str, Any]],
-    queries_dir: Path = QUERIES_DIR,
+    queries_dir: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection where the lake under ``lake_dir/table_prefix`` is ``table_name`` and every view file
     (``CREATE VIEW``, e.g. ``sales_history_dedup``) is defined: what the dashboards, and the tests, query."""
@@ -68,7 +73,7 @@ def connect(
             f"hive_partitioning = true, hive_types = {{{hive_types}}})"
         )
         for _name, sql in load_queries(queries_dir):
-            if _creates_view(sql):
+            if athena_queries.creates_view(sql):
                 connection.execute(translate(sql))
     except Exception:
         connection.close()
@@ -82,7 +87,7 @@ def run_dashboards(
     table_name: str,
     table_prefix: str,
     partition_keys: Sequence[Mapping[str, Any]],
-    queries_dir: Path = QUERIES_DIR,
+    queries_dir: Path | None = None,
 ) -> list[QueryResult]:
     """Expose the lake under ``lake_dir/table_prefix`` as ``table_name``, then run every query file."""
     connection = connect(
@@ -95,7 +100,7 @@ def run_dashboards(
     try:
         results = []
         for name, sql in load_queries(queries_dir):
-            if _creates_view(sql):
+            if athena_queries.creates_view(sql):
                 continue
             cursor = connection.execute(translate(sql))
             columns = [column[0] for column in cursor.description or []]

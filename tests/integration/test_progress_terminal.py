@@ -37,7 +37,7 @@ def test_a_run_on_a_terminal_draws_a_bar_with_rate_and_eta(tmp_path: Path, colum
     os.close(controller)
     assert process.wait(timeout=300) == 0
     screen = b"".join(chunks).decode("utf-8", "replace")
-    # tqdm redraws one line with carriage returns: count, percentage, rate and elapsed<remaining
+    # the bar redraws its line with carriage returns: count, percentage, rate and elapsed<remaining
     assert "\r" in screen
     assert "200/200" in screen and "100%" in screen
     assert "events/s" in screen

@@ -139,10 +139,11 @@ def test_a_count_with_an_events_file_is_refused_not_ignored(
 def test_a_failed_run_leaves_no_folder_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN --out under folders that do not exist yet, and a run that fails once it started
     from local_pipeline import runner
+    from local_pipeline.runner import pipeline
 
     def broken(*args: object, **kwargs: object) -> None:
         raise runner.RunError("simulated failure")
 
-    monkeypatch.setattr(runner, "build_services", broken)
+    monkeypatch.setattr(pipeline, "build_services", broken)
     assert main(["run", "-n", "1", "--out", str(tmp_path / "a" / "b" / "lake")]) == 2
     nothing_left(tmp_path)

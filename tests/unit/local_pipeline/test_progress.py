@@ -19,7 +19,7 @@ def test_a_terminal_gets_a_bar_with_rate_and_eta() -> None:
     text = out.getvalue()
     assert "200/200" in text and "100%" in text
     assert "events/s" in text and "processed 7" in text
-    assert "<" in text  # tqdm's elapsed<remaining
+    assert "<" in text  # the bar's elapsed<remaining
 
 
 def test_a_pipe_gets_plain_lines_at_every_tenth() -> None:

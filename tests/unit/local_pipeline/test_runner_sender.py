@@ -1,0 +1,75 @@
+"""The fan-out's Firehose sender in a local run: chunks in turn, each on its own timeline, backoff simulated."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from local_pipeline.runner.sender import ChunksInTurn, InTurn
+
+
+class FakeStream:
+    """What the sender needs of the local delivery stream: timelines and simulated waits, noted in order."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def new_timeline(self) -> None:
+        self.log.append("timeline")
+
+    def wait(self, ms: int) -> None:
+        self.log.append(f"wait {ms}")
+
+
+class FakeFirehose:
+    """PutRecordBatch that rejects every record of its first call, then accepts; notes the calling thread."""
+
+    def __init__(self, stream: FakeStream) -> None:
+        self._stream = stream
+        self.threads: set[int] = set()
+        self.calls = 0
+
+    def put_record_batch(self, *, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        self.calls += 1
+        self.threads.add(threading.get_ident())
+        self._stream.log.append(f"put {len(Records)}")
+        if self.calls == 1:
+            return {
+                "FailedPutCount": len(Records),
+                "RequestResponses": [{"ErrorCode": "ServiceUnavailable"}] * len(Records),
+            }
+        return {"FailedPutCount": 0, "RequestResponses": [{}] * len(Records)}
+
+
+def test_each_chunk_starts_its_own_timeline_and_backs_off_on_it_in_the_calling_thread() -> None:
+    # GIVEN a sender whose first call is rejected, and 501 records (two chunks)
+    stream = FakeStream()
+    client = FakeFirehose(stream)
+    sender = ChunksInTurn(client, "s", stream=stream, jitter=lambda low, high: high)  # type: ignore[arg-type]
+
+    # WHEN it is handed the fan-out's pool
+    with ThreadPoolExecutor(2) as pool:
+        report = sender.submit([b"{}"] * 501, pool).result()
+
+    # THEN the chunks ran in this thread, one after the other, each from a new timeline, the resend after a
+    # simulated wait (the full first backoff step, 50 ms)
+    assert client.threads == {threading.get_ident()}
+    assert stream.log == ["timeline", "put 500", "wait 50", "put 500", "timeline", "put 1"]
+    assert not report.failed and report.resent == 500
+
+
+def test_in_turn_runs_a_task_at_once_and_keeps_its_exception_in_the_future() -> None:
+    seen: list[str] = []
+    executor = InTurn(before_each=lambda: seen.append("before"))
+
+    def boom() -> None:
+        seen.append("task")
+        raise ValueError("no")
+
+    future = executor.submit(boom)
+    assert seen == ["before", "task"] and future.done()
+    with pytest.raises(ValueError, match="no"):
+        future.result()
