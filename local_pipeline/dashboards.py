@@ -9,7 +9,6 @@ copied. Statements that create views (the deduplicated view) run first, so dashb
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,19 @@ import duckdb
 import sqlglot
 
 import athena_queries
+from local_pipeline.config import StreamConfig
+from operations.report import DashboardResult
 
-__all__ = ["QUERIES_DIR", "QueryResult", "connect", "load_queries", "render", "run_dashboards", "translate"]
+__all__ = [
+    "QUERIES_DIR",
+    "QueryResult",
+    "connect",
+    "load_queries",
+    "render",
+    "run_dashboards",
+    "run_local_dashboards",
+    "translate",
+]
 
 #: The folder of the ``athena_queries`` package (the one Terraform reads), for callers that list it; the queries
 #: themselves are read through the package.
@@ -27,13 +37,8 @@ QUERIES_DIR = Path(athena_queries.__file__).resolve().parent
 _DUCKDB_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "date": "DATE"}
 
 
-@dataclass(frozen=True)
-class QueryResult:
-    """One dashboard: its file name, column names and rows."""
-
-    name: str
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
+#: One dashboard's result (file name, columns, rows): the type the report takes, so a run hands it over as is.
+QueryResult = DashboardResult
 
 
 def translate(sql: str) -> str:
@@ -133,27 +138,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _creates_view(sql: str) -> bool:
-    parsed = sqlglot.parse_one(sql, read="trino")
-    return isinstance(parsed, sqlglot.exp.Create) and str(parsed.args.get("kind", "")).upper() == "VIEW"
-
-
-# -- the report's dashboards -----------------------------------------------------------------------------------
-# Appended as one block (the top of this module is edited elsewhere): its imports belong at the top once merged.
-from local_pipeline.config import StreamConfig  # noqa: E402
-from operations.report import DashboardResult  # noqa: E402
-
-
 def run_local_dashboards(lake_dir: Path) -> list[DashboardResult]:
     """The dashboards on a local lake folder (a run's ``--out``) with DuckDB, as results the report takes
     (``operations.report.build_report(dashboards=...)``); none while the lake holds no Parquet file yet."""
     config = StreamConfig.from_declarations()
     if not any((lake_dir / config.table_prefix).rglob("*.parquet")):
         return []  # nothing delivered: DuckDB would refuse to read an empty glob
-    results = run_dashboards(
+    return run_dashboards(
         lake_dir,
         table_name=config.table_name,
         table_prefix=config.table_prefix,
         partition_keys=config.glue_table["partition_keys"],
     )
-    return [DashboardResult(r.name, list(r.columns), list(r.rows)) for r in results]

@@ -10,11 +10,10 @@ from pathlib import Path
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import QueryResult, run_dashboards
 from local_pipeline.runner.files import OUTPUTS_FILE
-from local_pipeline.runner.report_compat import write_report
 from local_pipeline.runner.summary import RunSummary
 from local_pipeline.runner.wiring import Services
 from operations import outputs
-from operations.report import DashboardResult
+from operations.report import write_report
 
 __all__ = ["dashboards", "finish", "report"]
 
@@ -91,7 +90,5 @@ def report(path: Path, services: Services, results: list[QueryResult] | None) ->
         cloudwatch=aws.client("cloudwatch"),
         sqs=aws.client("sqs"),
         outputs=values,
-        dashboards=None
-        if results is None
-        else [DashboardResult(r.name, list(r.columns), list(r.rows)) for r in results],
+        dashboards=results,
     )
