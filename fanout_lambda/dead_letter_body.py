@@ -36,6 +36,7 @@ __all__ = [
     "Decoded",
     "Kind",
     "decode",
+    "decode_parsed",
     "encode",
     "unpack",
 ]
@@ -94,6 +95,11 @@ def decode(text: str | bytes, attributes: Mapping[str, str] | None = None) -> De
         body = json.loads(text)
     except ValueError:
         return Decoded(reason="body is not JSON")
+    return decode_parsed(body, attributes)
+
+
+def decode_parsed(body: Any, attributes: Mapping[str, str] | None = None) -> Decoded:
+    """:func:`decode` for a body already parsed from its JSON."""
     decoded = _decode_body(body, attributes or {})
     if isinstance(decoded.event, Mapping) and decoded.event_id is None:
         event_id = decoded.event.get("id")

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from fanout_lambda import dead_letter_body
 from fanout_lambda.errors import InvalidSaleEvent
 from fanout_lambda.sale import sale_id
 from fanout_lambda.validation import SaleValidator
@@ -298,13 +299,13 @@ def _sale_in_raw(raw: Any) -> bytes | None:
 
 
 def _dead_letter_event(body: Mapping[str, Any]) -> tuple[Any, str]:
-    """The event a DLQ message holds, and why it is there (the four kinds of COMMON.md)."""
-    if "requestPayload" in body:  # (c) Lambda's on-failure destination record, direct mode
-        error = body.get("responsePayload") or {}
-        condition = (body.get("requestContext") or {}).get("condition", "RetriesExhausted")
-        return body["requestPayload"], f"DLQ: fan-out failed every attempt ({condition}: {error.get('errorType')})"
-    if "errorType" in body and "event" in body:  # (a) rejected by the fan-out
-        error = body.get("error") or {}
-        return body["event"], f"DLQ: rejected ({body['errorType']}: {error.get('field')} {error.get('reason')})"
-    # (b) EventBridge could not deliver, or (d) the buffer queue's redrive after max_receive_count: the event itself
+    """The event a DLQ message holds, and why it is there (the kinds of :mod:`fanout_lambda.dead_letter_body`)."""
+    decoded = dead_letter_body.decode_parsed(body)
+    error = decoded.error
+    if decoded.kind == "failed-after-retries":  # Lambda's on-failure destination record, direct mode
+        condition = error.get("condition") or "RetriesExhausted"
+        return decoded.event, f"DLQ: fan-out failed every attempt ({condition}: {error.get('errorType')})"
+    if decoded.kind == "rejected":
+        return decoded.event, f"DLQ: rejected ({error.get('errorType')}: {error.get('field')} {error.get('reason')})"
+    # EventBridge could not deliver, or the buffer queue's redrive after max_receive_count: the event itself
     return dict(body), "DLQ: event moved by a redrive (receive limit reached) or undeliverable by EventBridge"

@@ -1,18 +1,9 @@
 """The dead-letter queue's messages: what each kind looks like, how to read them all without consuming them.
 
-One queue holds four kinds (see COMMON.md and ``terraform/eventbridge.tf``):
-
-- ``rejected``: the fan-out's validation refused the event. Body ``{"errorType", "error": {field, reason,
-  value}, "event"}``, or ``eventGzipBase64`` + ``eventId`` when the event was too large to keep as JSON.
-- ``undeliverable``: EventBridge could not deliver the event to its target. Body = the event JSON, message
-  attributes ``ERROR_CODE``, ``ERROR_MESSAGE``, ``RULE_ARN``, ``TARGET_ARN``, ``RETRY_ATTEMPTS``...
-- ``failed-after-retries``: direct trigger; the fan-out raised on every async attempt and Lambda's on-failure
-  destination sent its invocation record (``requestContext``, ``requestPayload`` = the event,
-  ``responsePayload`` with ``errorType`` / ``errorMessage``).
-- ``failed-past-receive-limit``: queue trigger; the buffer queue's redrive policy moved the message after
-  ``max_receive_count`` receives. Body = the event JSON, no message attributes.
-
-Anything else is ``unknown``: listed, never replayed, never deleted.
+One queue holds four kinds of message (``rejected``, ``undeliverable``, ``failed-after-retries``,
+``failed-past-receive-limit``); their bodies are declared once, in :mod:`fanout_lambda.dead_letter_body`, which
+decodes them here as it does for the local runtime and the audit. Anything else is ``unknown``: listed, never
+replayed, never deleted.
 
 Reading is non-destructive: messages are received with a visibility timeout and made visible again
 (``ChangeMessageVisibility`` 0) when the reader is done; while they are hidden, another reader of the queue
@@ -21,14 +12,13 @@ Reading is non-destructive: messages are received with a visibility timeout and 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from fanout_lambda import dead_letter_body
+from fanout_lambda.dead_letter_body import KIND_TITLES, REPLAYABLE_KINDS, Kind
 
 __all__ = [
     "KIND_TITLES",
@@ -39,18 +29,6 @@ __all__ = [
     "classify",
     "group",
 ]
-
-Kind = Literal["rejected", "undeliverable", "failed-after-retries", "failed-past-receive-limit", "unknown"]
-
-KIND_TITLES: dict[str, str] = {
-    "rejected": "rejected by the fan-out's validation",
-    "undeliverable": "EventBridge could not deliver it",
-    "failed-after-retries": "direct trigger: the fan-out failed after Lambda's async retries",
-    "failed-past-receive-limit": "queue trigger: the fan-out failed past the buffer queue's receive limit",
-    "unknown": "not a message this pipeline writes",
-}
-#: Kinds whose events can succeed now (the cause was transient); ``rejected`` only on request.
-REPLAYABLE_KINDS = frozenset({"undeliverable", "failed-after-retries", "failed-past-receive-limit"})
 
 #: SQS limits: messages per ReceiveMessage / DeleteMessageBatch / ChangeMessageVisibilityBatch.
 SQS_BATCH = 10
@@ -113,72 +91,10 @@ def classify(message: Mapping[str, Any]) -> DeadLetter:
         receive_count=_int(system.get("ApproximateReceiveCount")),
         attributes=attributes,
     )
-    try:
-        body = json.loads(letter.body)
-    except ValueError:
-        letter.reason = "body is not JSON"
-        return letter
-    _classify_body(letter, body)
-    if isinstance(letter.event, Mapping) and letter.event_id is None:
-        event_id = letter.event.get("id")
-        letter.event_id = event_id if isinstance(event_id, str) else None
+    decoded = dead_letter_body.decode(letter.body, attributes)
+    letter.kind, letter.reason, letter.event = decoded.kind, decoded.reason, decoded.event
+    letter.event_id, letter.error = decoded.event_id, decoded.error
     return letter
-
-
-def _classify_body(letter: DeadLetter, body: Any) -> None:
-    if not isinstance(body, Mapping):
-        letter.reason = f"body is JSON {type(body).__name__}, not an object"
-    elif "errorType" in body and ("event" in body or "eventGzipBase64" in body):
-        _rejected(letter, body)
-    elif "requestPayload" in body and "responsePayload" in body:
-        letter.kind = "failed-after-retries"
-        response = _mapping(body["responsePayload"])
-        letter.error = {key: response.get(key) for key in ("errorType", "errorMessage") if key in response}
-        context = _mapping(body.get("requestContext"))
-        letter.error["condition"] = context.get("condition")
-        letter.reason = f"{response.get('errorType', 'Error')}: {response.get('errorMessage', '')}".rstrip(": ")
-        letter.event = body["requestPayload"]
-    elif _is_event(body):
-        letter.event = dict(body)
-        if "ERROR_CODE" in letter.attributes:
-            letter.kind = "undeliverable"
-            letter.error = {
-                key: letter.attributes[key]
-                for key in ("ERROR_CODE", "ERROR_MESSAGE", "RULE_ARN", "TARGET_ARN", "RETRY_ATTEMPTS")
-                if key in letter.attributes
-            }
-            letter.reason = f"{letter.attributes['ERROR_CODE']}: {letter.attributes.get('ERROR_MESSAGE', '')}"
-        else:
-            letter.kind = "failed-past-receive-limit"
-            letter.reason = "moved by the buffer queue's redrive policy after max_receive_count receives"
-    else:
-        letter.reason = "JSON object of no known shape (not an event, a rejection or a Lambda destination record)"
-
-
-def _rejected(letter: DeadLetter, body: Mapping[str, Any]) -> None:
-    letter.kind = "rejected"
-    error = _mapping(body.get("error"))
-    letter.error = {"errorType": body.get("errorType"), **error}
-    field_name, reason = error.get("field"), error.get("reason")
-    # Grouped by field and rule; the offending value differs per event and is shown by `dlq show`.
-    letter.reason = f"{field_name}: {reason}" if field_name else str(body.get("errorType"))
-    if "eventGzipBase64" in body:
-        letter.event_id = body.get("eventId") if isinstance(body.get("eventId"), str) else None
-        try:
-            letter.event = json.loads(gzip.decompress(base64.b64decode(body["eventGzipBase64"], validate=True)))
-        except (binascii.Error, OSError, EOFError, ValueError, TypeError) as exc:
-            letter.kind = "unknown"
-            letter.reason = f"eventGzipBase64 cannot be decoded ({exc})"
-    else:
-        letter.event = body.get("event")
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _is_event(body: Mapping[str, Any]) -> bool:
-    return isinstance(body.get("source"), str) and isinstance(body.get("detail-type"), str) and "detail" in body
 
 
 def _int(value: Any) -> int | None:

@@ -8,8 +8,7 @@ import threading
 from collections import Counter
 from typing import IO, Any
 
-import orjson
-
+from fanout_lambda import dead_letter_body
 from local_pipeline.aws import EmbeddedAws
 from local_pipeline.firehose import SimulatedClock
 from local_pipeline.metrics import MetricsRecorder
@@ -93,16 +92,17 @@ class MeteredSqs:
         return getattr(self._client, name)
 
 
+#: ``summary.json``'s names (``dead_letters_by_kind``) for the kinds of :mod:`fanout_lambda.dead_letter_body`.
+#: A local run has no EventBridge delivery failures, and ``not_json`` counts what the pipeline never writes.
+SUMMARY_KINDS = {
+    "rejected": "rejected_by_fanout",
+    "failed-after-retries": "fanout_failed_after_async_retries",
+    "failed-past-receive-limit": "fanout_failed_past_max_receive_count",
+    "undeliverable": "fanout_failed_past_max_receive_count",
+    "unknown": "not_json",
+}
+
+
 def dead_letter_kind(text: str) -> str:
-    """Which of the DLQ's message kinds (COMMON.md) a body is."""
-    try:
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return "not_json"
-    if not isinstance(body, dict):
-        return "not_json"
-    if "requestContext" in body:
-        return "fanout_failed_after_async_retries"
-    if "errorType" in body and ("event" in body or "eventGzipBase64" in body):
-        return "rejected_by_fanout"
-    return "fanout_failed_past_max_receive_count"
+    """Which of the DLQ's message kinds a body is, by ``summary.json``'s name for it."""
+    return SUMMARY_KINDS[dead_letter_body.decode(text).kind]
