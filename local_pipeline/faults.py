@@ -38,9 +38,9 @@ from types import TracebackType
 from typing import Any
 
 import time_machine
-from botocore.exceptions import ClientError
 
-from local_pipeline.firehose import SimulatedClock
+from local_pipeline.client_errors import client_error
+from local_pipeline.clock import SimulatedClock
 
 __all__ = [
     "FAULTS",
@@ -54,6 +54,7 @@ __all__ = [
     "FaultySqs",
     "ProcessClock",
     "TaskTimedOut",
+    "client_error",
     "crashable",
     "faulty_transform",
 ]
@@ -216,13 +217,6 @@ class FaultInjector:
             raise FanoutCrash("fan-out invocation already timed out (injected fanout-crash)")
 
 
-def client_error(code: str, message: str, operation: str, status: int = 400) -> ClientError:
-    """The ``ClientError`` botocore raises for an error response ``code``."""
-    return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
-
-
 def _operation(method: str) -> str:
     return "".join(part.capitalize() for part in method.split("_"))
 
@@ -268,7 +262,7 @@ class FaultyDynamoDB(_Proxy):
             if name == "batch_write_item" and rng.random() < 0.5:
                 return self._partly_unprocessed(kwargs, rng)
             code = rng.choice(_THROTTLES)
-            raise client_error(code, _THROTTLE_MESSAGES[code], _operation(name))
+            raise client_error(code, _THROTTLE_MESSAGES[code], _operation(name), 400)
 
         return call
 

@@ -45,8 +45,10 @@ import orjson
 from botocore.exceptions import ClientError
 
 from fanout_lambda.adapters import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES
+from local_pipeline.clock import SimulatedClock
 from local_pipeline.config import StreamConfig
 from local_pipeline.context import ACCOUNT_ID, LambdaContext, function_arn
+from local_pipeline.lambda_service import INVOCATION_PAYLOAD_LIMIT
 from local_pipeline.metrics import MetricsRecorder
 from local_pipeline.parquet import ParquetConverter
 from local_pipeline.prefixes import evaluate, object_key, partition_key_names
@@ -63,7 +65,7 @@ __all__ = [
     "Transform",
 ]
 
-LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+LAMBDA_PAYLOAD_LIMIT = INVOCATION_PAYLOAD_LIMIT
 #: Regions whose streams get the higher default Direct PUT quotas.
 HIGH_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 _MIB = 1024 * 1024
@@ -124,17 +126,6 @@ class DirectPutQuota:
         if region in HIGH_QUOTA_REGIONS:
             return cls(records_per_second=500_000, requests_per_second=2_000, bytes_per_second=5 * _MIB)
         return cls(records_per_second=100_000, requests_per_second=1_000, bytes_per_second=1 * _MIB)
-
-
-class SimulatedClock:
-    """Epoch milliseconds that move only when the runner says so."""
-
-    def __init__(self, start_ms: int) -> None:
-        self.now_ms = start_ms
-
-    def advance_to(self, ms: int) -> None:
-        """Move forward to ``ms`` (never backwards)."""
-        self.now_ms = max(self.now_ms, ms)
 
 
 @dataclass
