@@ -36,9 +36,9 @@ from typing import Any
 import orjson
 
 import pipeline_config
+from local_pipeline.clock import SimulatedClock
 from local_pipeline.context import ACCOUNT_ID
-from local_pipeline.firehose import SimulatedClock
-from local_pipeline.lambda_service import InvocationTiming, LambdaFunction
+from local_pipeline.lambda_service import INVOCATION_PAYLOAD_LIMIT, InvocationTiming, LambdaFunction
 from local_pipeline.metrics import MetricsRecorder
 from local_pipeline.spill import BodyFile, BodyRef
 
@@ -50,8 +50,6 @@ __all__ = [
     "QueueStats",
 ]
 
-#: Lambda's synchronous invocation payload limit; the event source mapping keeps each batch under it.
-INVOCATION_PAYLOAD_LIMIT = 6 * 1024 * 1024
 _ENVELOPE_BYTES = len(orjson.dumps({"Records": []}))
 _SENDER_ID = "AIDAIENQZJOLO23YVJ4VO"  # an IAM-user style sender id, as SQS reports for the rule's service role
 

@@ -27,20 +27,16 @@ sent, not on arrival order, so thread scheduling cannot change which calls fail.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
-import time_machine
-from botocore.exceptions import ClientError
-
-from local_pipeline.firehose import SimulatedClock
+from local_pipeline.client_errors import client_error
+from local_pipeline.clock import ProcessClock  # re-exported: the runner wires it with the faults
 
 __all__ = [
     "FAULTS",
@@ -54,6 +50,7 @@ __all__ = [
     "FaultySqs",
     "ProcessClock",
     "TaskTimedOut",
+    "client_error",
     "crashable",
     "faulty_transform",
 ]
@@ -216,13 +213,6 @@ class FaultInjector:
             raise FanoutCrash("fan-out invocation already timed out (injected fanout-crash)")
 
 
-def client_error(code: str, message: str, operation: str, status: int = 400) -> ClientError:
-    """The ``ClientError`` botocore raises for an error response ``code``."""
-    return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
-
-
 def _operation(method: str) -> str:
     return "".join(part.capitalize() for part in method.split("_"))
 
@@ -268,7 +258,7 @@ class FaultyDynamoDB(_Proxy):
             if name == "batch_write_item" and rng.random() < 0.5:
                 return self._partly_unprocessed(kwargs, rng)
             code = rng.choice(_THROTTLES)
-            raise client_error(code, _THROTTLE_MESSAGES[code], _operation(name))
+            raise client_error(code, _THROTTLE_MESSAGES[code], _operation(name), 400)
 
         return call
 
@@ -392,55 +382,3 @@ def crashable(
             raise TaskTimedOut(f"Task timed out after {timeout_seconds:.2f} seconds (injected fanout-crash)") from crash
 
     return invoke
-
-
-class ProcessClock:
-    """The process's wall clock (``time.time()``, ``datetime.now()``) held at the simulated clock during a run.
-
-    The fan-out stamps a claim's in-progress expiry as ``datetime.now()`` + the context's remaining time and tests
-    it against ``datetime.now()`` when a copy of the sale comes (its claims and Powertools read the wall clock).
-    A simulated redelivery comes minutes later on the simulated clock but microseconds later on the wall clock, so
-    without this the dead invocation's claim would never lapse in a run and every crashed sale would be parked.
-    :meth:`sync` moves the process clock to the simulated now (call it as each invocation starts); between syncs
-    it stands still, which keeps runs reproducible. ``time.perf_counter`` and ``time.monotonic`` are untouched.
-    """
-
-    def __init__(self, clock: SimulatedClock) -> None:
-        self._clock = clock
-        self._entered = False
-        self._travel: Any = None
-        self._traveller: Any = None
-
-    def __enter__(self) -> ProcessClock:
-        self._entered = True
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._entered = False
-        if self._travel is not None:
-            self._travel.stop()
-            self._travel = self._traveller = None
-
-    def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock.now_ms / 1000, dt.UTC)
-
-    def sync(self) -> None:
-        """Move the process clock to the simulated now (the first sync starts holding it; before, it is real)."""
-        if not self._entered:
-            return
-        if self._travel is None:
-            self._travel = time_machine.travel(self._now(), tick=False)
-            self._traveller = self._travel.start()
-        else:
-            self._traveller.move_to(self._now())
-
-    def wrap(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        """``handler`` with the process clock synced as each invocation starts."""
-
-        def invoke(event: Any, context: Any) -> Any:
-            self.sync()
-            return handler(event, context)
-
-        return invoke

@@ -30,19 +30,25 @@ from typing import Any
 
 import orjson
 
+from local_pipeline.clock import SimulatedClock
 from local_pipeline.context import LambdaContext, function_arn
-from local_pipeline.firehose import SimulatedClock
 from local_pipeline.metrics import MetricsRecorder
 from local_pipeline.spill import BodyFile, BodyRef
 
 __all__ = [
     "ASYNC_RETRY_DELAYS_MS",
+    "INVOCATION_PAYLOAD_LIMIT",
     "AsyncInvoker",
     "AsyncStats",
     "InvocationTiming",
     "LambdaFunction",
     "destination_record",
 ]
+
+#: Lambda's invocation payload limit, request and response alike: 6 MB (6,291,456 bytes) for a synchronous
+#: invocation (AWS Lambda Developer Guide, "Lambda quotas", "Function configuration, deployment, and execution").
+#: The event source mapping keeps each SQS batch under it; a Firehose transform response past it is an error.
+INVOCATION_PAYLOAD_LIMIT = 6 * 1024 * 1024
 
 #: Waits before the second and the third attempt of an asynchronous invocation (see the module docstring).
 ASYNC_RETRY_DELAYS_MS = (60_000, 120_000)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_pipeline.aws import ResourceNames, UnsafeKeyError, dead_letter_body, safe_path
+from local_pipeline.aws.limits import SEND_MESSAGE_BATCH_MAX_ENTRIES, SQS_MESSAGE_MAX_BYTES
 from local_pipeline.context import LambdaContext
 
 
@@ -53,3 +55,22 @@ def test_a_dead_letter_too_large_for_sqs_is_unpacked_back_to_its_event() -> None
         "eventId": "e1",
         "event": {"id": "e1"},
     }
+
+
+def test_the_simulated_sqs_limits_are_the_sqs_docs() -> None:
+    # Amazon SQS Developer Guide, "Amazon SQS message quotas": 262,144 bytes, the size the stack deploys;
+    # Amazon SQS API Reference, "SendMessageBatch": at most 10 messages per call.
+    assert SQS_MESSAGE_MAX_BYTES == 262_144
+    assert SEND_MESSAGE_BATCH_MAX_ENTRIES == 10
+
+
+def test_the_embedded_aws_imports_nothing_from_the_code_it_tests() -> None:
+    # The simulated services declare AWS's limits themselves: a wrong constant in a Lambda must fail a test.
+    package = Path(__file__).resolve().parents[3] / "local_pipeline" / "aws"
+    imported = {
+        node.module
+        for module in package.glob("*.py")
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {name for name in imported if name.split(".")[0] in {"fanout_lambda", "transform_lambda"}}

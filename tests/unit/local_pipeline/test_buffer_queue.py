@@ -12,7 +12,7 @@ import pytest
 
 import pipeline_config
 from local_pipeline.buffer_queue import INVOCATION_PAYLOAD_LIMIT, BufferQueue, BufferQueueSettings
-from local_pipeline.firehose import SimulatedClock
+from local_pipeline.clock import SimulatedClock
 from local_pipeline.lambda_service import InvocationTiming, LambdaFunction
 from local_pipeline.metrics import MetricsRecorder
 

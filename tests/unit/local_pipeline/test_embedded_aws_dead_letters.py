@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from fanout_lambda.adapters import MAX_SQS_MESSAGE_BYTES
+from local_pipeline.aws import SQS_MESSAGE_MAX_BYTES as MAX_SQS_MESSAGE_BYTES
 from local_pipeline.aws import EmbeddedAws
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from local_pipeline.clock import SimulatedClock
 from local_pipeline.faults import (
     FAULTS,
     FanoutCrash,
@@ -25,7 +26,6 @@ from local_pipeline.faults import (
     crashable,
     faulty_transform,
 )
-from local_pipeline.firehose import SimulatedClock
 
 
 class Recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_pipeline.firehose import SimulatedClock
+from local_pipeline.clock import SimulatedClock
 from local_pipeline.lambda_service import ASYNC_RETRY_DELAYS_MS, AsyncInvoker, LambdaFunction
 from local_pipeline.metrics import MetricsRecorder
 
