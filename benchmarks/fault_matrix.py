@@ -1,8 +1,8 @@
 """``python -m benchmarks.fault_matrix``: one seeded burst under each fault alone and under all together, for both
 triggers; print the audit of every run and rewrite the matrix in RELIABILITY.md.
 
-The integration test ``tests/integration/test_fault_matrix.py`` runs the same matrix (smaller) in CI and asserts
-that nothing is lost and nothing is twice after deduplication.
+The integration test ``tests/integration/local_pipeline/test_fault_matrix.py`` runs the same matrix (smaller)
+in CI and asserts that nothing is lost and nothing is twice after deduplication.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The CloudWatch metrics the pipeline is watched by: names, dimensions and statistics as AWS publishes them.
 
 Declared once here and read by ``monitor`` and ``report``; the Terraform alarms (terraform/monitoring.tf) are
-tied to this declaration by a test (tests/integration/test_monitoring_declaration.py) that reads every alarm
+tied to this declaration by a test (tests/integration/terraform/test_monitoring_declaration.py) that reads every alarm
 of a plan and checks its namespace, metric, statistic and dimension names are declared here, and that the
 thresholds both sides share are equal. Sources: Amazon Data Firehose developer guide, "Monitoring Amazon Data
 Firehose with CloudWatch metrics" (delivery, ingestion, processing, conversion, dynamic partitioning

@@ -8,8 +8,6 @@ attributes, sent timestamp) and adds them to moto's queue directly. Also here: r
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import re
 import uuid
@@ -17,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from fanout_lambda.dead_letter_body import unpack
 from local_pipeline.aws.limits import SEND_MESSAGE_BATCH_MAX_ENTRIES
 from local_pipeline.client_errors import client_error
 from local_pipeline.context import ACCOUNT_ID
@@ -29,11 +28,7 @@ _BATCH_ENTRY_ID = re.compile(r"^[\w-]{1,80}$")
 
 def dead_letter_body(body: str) -> dict[str, Any]:
     """A DLQ message body parsed, its event restored: the fan-out gzips an event too large for one message."""
-    message: dict[str, Any] = json.loads(body)
-    packed = message.pop("eventGzipBase64", None)
-    if packed is not None:
-        message["event"] = json.loads(gzip.decompress(base64.b64decode(packed)))
-    return message
+    return unpack(json.loads(body))
 
 
 class InProcessDeadLetterQueue:

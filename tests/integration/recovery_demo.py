@@ -18,9 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.integration.operations.test_operations_dlq import seed_dead_letters
+from tests.integration.operations.test_operations_errors import seed_error_objects
 from tests.integration.recovery_stack import moto_stack, valid_events
-from tests.integration.test_operations_dlq import seed_dead_letters
-from tests.integration.test_operations_errors import seed_error_objects
 
 
 def main() -> int:

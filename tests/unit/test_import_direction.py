@@ -89,3 +89,23 @@ def test_an_import_that_points_up_is_reported(module: str, source: str) -> None:
 def test_imports_that_point_down_are_allowed() -> None:
     source = "import pipeline_config\nfrom operations import outputs\nfrom .firehose import limits\n"
     assert violations(source, "local_pipeline.runner") == []
+
+
+def test_the_operator_library_parses_no_command_line() -> None:
+    # Parsing is the CLI's (sales_pipeline/commands): operations takes typed parameters.
+    importers = [
+        dotted
+        for dotted, path in project_modules()
+        if dotted.startswith("operations")
+        and "argparse" in {target for _, target in imported_packages(path.read_text(encoding="utf-8"), dotted)}
+    ]
+    assert importers == []
+
+
+def test_no_module_outside_the_tests_is_over_450_lines() -> None:
+    long = {
+        dotted: count
+        for dotted, path in project_modules()
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > 450
+    }
+    assert long == {}

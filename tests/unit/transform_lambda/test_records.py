@@ -160,7 +160,8 @@ def test_eventbridge_time_takes_the_fast_path_to_the_same_lake_timestamp(moment:
 
 
 def test_days_to_sell_beyond_the_int_column_is_rejected_not_left_to_parquet_conversion() -> None:
-    # Found by tests/functional/test_handler_properties.py: 2**31 passed as Ok, then failed Parquet conversion.
+    # Found by tests/functional/fanout_lambda/test_handler_properties.py: 2**31 passed as Ok, then failed Parquet
+    # conversion.
     normaliser = SaleNormaliser(glue_schemas.sales_history(), embedding_dimension=2, tenant_id_pattern=r"^[a-z-]+$")
     record = {
         "eventId": "e1", "eventTime": "2025-12-30T10:15:00Z", "saleId": "s1", "productId": "p1", "tenantId": "t-a",
@@ -178,8 +179,8 @@ def test_days_to_sell_beyond_the_int_column_is_rejected_not_left_to_parquet_conv
      ("2025-12-30T10:15:00.1234+01:00", "2025-12-30 09:15:00.123")],
 )  # fmt: skip
 def test_event_time_has_a_four_digit_year_even_before_year_1000(event_time: str, expected: str) -> None:
-    # Found by tests/functional/test_handler_properties.py: strftime("%Y") wrote "27-06-17 ...", which Parquet
-    # conversion refused (format-conversion-failed) although the transform had answered Ok.
+    # Found by tests/functional/fanout_lambda/test_handler_properties.py: strftime("%Y") wrote "27-06-17 ...",
+    # which Parquet conversion refused (format-conversion-failed) although the transform had answered Ok.
     from transform_lambda.records import _timestamp
 
     assert _timestamp(event_time) == expected
