@@ -81,7 +81,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sales-pipeline`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(only=_named_command(arguments)).parse_args(arguments)
+    named = _named_command(arguments)
+    try:
+        parser = build_parser(only=named)
+    except ModuleNotFoundError as exc:  # `run`/`generate` in an install of the operator commands alone
+        sys.stderr.write(
+            f"sales-pipeline {named}: error: needs the local runtime, which this install lacks ({exc}): "
+            "pip install 'carousel-sales-pipeline[local]'\n"
+        )
+        return 2
+    args = parser.parse_args(arguments)
     from operations.errors import OperatorError  # noqa: PLC0415 - light, but only needed once a command runs
 
     try:

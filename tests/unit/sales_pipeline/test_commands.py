@@ -80,3 +80,23 @@ def test_recovery_commands_refuse_an_ended_local_run_in_one_line(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert "in-process moto" in error and "--endpoint-url" in error and purpose in error
+
+
+def test_run_without_the_local_runtime_installed_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an install of the operator commands alone (`pip install '.[operations]'`): no moto, pyarrow, ...
+    import sales_pipeline.cli as cli_module
+
+    real = cli_module.importlib.import_module
+
+    def without_local(name: str) -> object:
+        if name == "sales_pipeline.commands.run":
+            raise ModuleNotFoundError("No module named 'time_machine'", name="time_machine")
+        return real(name)
+
+    monkeypatch.setattr(cli_module.importlib, "import_module", without_local)
+    # WHEN `run` is asked for, THEN one line says what is missing and how to install it, exit 2
+    assert main(["run", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the local runtime" in err and "[local]" in err

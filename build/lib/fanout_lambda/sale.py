@@ -1,0 +1,181 @@
+"""Pure sale logic: ids, keys, the DynamoDB item and the Firehose record. No AWS, no I/O.
+
+Cost note: DynamoDB bills a write unit per started 1 KB of item. A 1024-float embedding stored as a list of
+Numbers is ~10-20 KB (11-21 units); stored as little-endian float32 bytes it is exactly 4 KB. With the string
+bounds of the event schema the whole item stays within 5 KB, i.e. at most 5 write units (see
+``worst_case`` tests). The full record, description and image key included, lives in the lake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from array import array
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import orjson
+
+from .schemas import sale_event_schema
+
+#: DynamoDB's TTL horizon for a sale item.
+TTL_SECONDS = 2 * 365 * 24 * 60 * 60
+#: Number of GSI2 shards (``TENANT#{tenantId}#EMBEDDING#{0..4}``).
+EMBEDDING_SHARDS = 5
+#: Length of the deterministic sale id in hex characters (80 bits).
+SALE_ID_HEX_CHARS = 20
+#: The Firehose record's camelCase fields beyond the event detail.
+ENVELOPE_FIELDS = ("eventId", "eventTime", "saleId")
+
+#: The detail fields the sale event schema declares (the transform ignores anything else).
+FORWARDED_FIELDS = frozenset(sale_event_schema()["properties"]["detail"]["properties"])
+
+_SEP = "\x1f"  # unit separator: cannot occur in validated ids, so field boundaries stay unambiguous
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A validated sale: the EventBridge envelope fields plus the event detail as received."""
+
+    event_id: str
+    event_time: str
+    detail: dict[str, Any]
+
+    @property
+    def tenant_id(self) -> str:
+        return str(self.detail["tenantId"])
+
+    @property
+    def product_id(self) -> str:
+        return str(self.detail["productId"])
+
+    @property
+    def sold_date(self) -> str:
+        return str(self.detail["soldDate"])
+
+    @cached_property
+    def sale_id(self) -> str:
+        return sale_id(self.tenant_id, self.product_id, self.sold_date)
+
+    @cached_property
+    def shard(self) -> int:
+        return embedding_shard(self.tenant_id, self.product_id)
+
+
+def sale_id(tenant_id: str, product_id: str, sold_date: str) -> str:
+    """Deterministic id of a sale: the same tenant, product and date always give the same id."""
+    digest = hashlib.blake2b(_SEP.join((tenant_id, product_id, sold_date)).encode(), digest_size=10)
+    return digest.hexdigest()
+
+
+def embedding_shard(tenant_id: str, product_id: str) -> int:
+    """Stable GSI2 shard (0-4) of a product. Not ``hash()``: that is salted per process."""
+    digest = hashlib.blake2b(_SEP.join((tenant_id, product_id)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % EMBEDDING_SHARDS
+
+
+def idempotency_key(sale: Sale) -> list[str]:
+    """What makes two events the same sale: tenant, product and sale date (not the EventBridge id)."""
+    return [sale.tenant_id, sale.product_id, sale.sold_date]
+
+
+def pack_embedding(values: list[float]) -> bytes:
+    """The embedding as little-endian float32 bytes: 4 bytes a dimension, the same precision as the lake."""
+    packed = array("f", values)
+    if sys.byteorder != "little":  # pragma: no cover - Lambda's x86_64 and arm64 are little-endian
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_embedding(blob: bytes) -> list[float]:
+    """Inverse of :func:`pack_embedding`."""
+    packed = array("f")
+    packed.frombytes(blob)
+    if sys.byteorder != "little":  # pragma: no cover
+        packed.byteswap()
+    return packed.tolist()
+
+
+def sales_item(sale: Sale, now_epoch: float) -> dict[str, dict[str, Any]]:
+    """The sales-table item in DynamoDB's attribute-value form (client API, no resource layer).
+
+    Deterministic except for ``ttl``: a retried write rewrites the same item, so the plain put is idempotent.
+    """
+    detail = sale.detail
+    item: dict[str, dict[str, Any]] = {
+        "PK": {"S": f"TENANT#{sale.tenant_id}#PRODUCT#{sale.product_id}"},
+        "SK": {"S": f"SALE#{sale.sold_date}#{sale.sale_id}"},
+        "GSI2PK": {"S": f"TENANT#{sale.tenant_id}#EMBEDDING#{sale.shard}"},
+        "GSI2SK": {"S": f"DATE#{sale.sold_date}"},
+        "ttl": {"N": str(int(now_epoch) + TTL_SECONDS)},
+        "saleId": {"S": sale.sale_id},
+        "eventId": {"S": sale.event_id},
+        "category": {"S": detail["category"].strip()},
+        "brand": {"S": detail["brand"].strip()},
+        "condition": {"S": detail["condition"].strip()},
+        "listedPrice": {"N": _number(detail["listedPrice"])},
+        "salePrice": {"N": _number(detail["salePrice"])},
+        "daysToSell": {"N": str(int(detail["daysToSell"]))},
+        "embedding": {"B": pack_embedding(detail["embedding"])},
+    }
+    for optional in ("vendorId", "embeddingId"):
+        value = detail.get(optional)
+        if value:
+            item[optional] = {"S": value}
+    return item
+
+
+def firehose_record(sale: Sale) -> bytes:
+    """The record forwarded to Firehose: the detail plus event id, event time and sale id, one JSON line.
+
+    Only the schema's fields are forwarded (an unknown 200 KB field would cost Firehose ingestion and be
+    dropped by the transform anyway). The embedding goes out as floats so the transform never has to widen
+    integers (keeps its output size bounded by its input size).
+    """
+    body = {key: value for key, value in sale.detail.items() if key in FORWARDED_FIELDS}
+    body["embedding"] = [float(x) for x in sale.detail["embedding"]]
+    body["eventId"] = sale.event_id
+    body["eventTime"] = sale.event_time
+    body["saleId"] = sale.sale_id
+    return orjson.dumps(body) + b"\n"
+
+
+def item_size_bytes(item: dict[str, dict[str, Any]]) -> int:
+    """DynamoDB's item size: attribute name bytes plus value bytes (strings UTF-8, numbers ~1 byte/2 digits)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        ((kind, raw),) = value.items()
+        if kind == "S":
+            size += len(raw.encode())
+        elif kind == "B":
+            size += len(raw)
+        elif kind == "N":
+            size += _number_size(raw)
+        else:  # pragma: no cover - the item above uses S, N and B only
+            raise ValueError(f"unsupported attribute type {kind!r} for {name!r}")
+    return size
+
+
+def write_units(item: dict[str, dict[str, Any]]) -> int:
+    """Write capacity units one put of ``item`` consumes (1 per started KB)."""
+    return max(1, math.ceil(item_size_bytes(item) / 1024))
+
+
+def _number_size(raw: str) -> int:
+    """Bytes DynamoDB stores for a Number: digit pairs aligned on the decimal point, plus one.
+
+    AWS documents "approximately 1 byte per two significant digits + 1"; pairing the integer and fraction
+    digits separately ("1.5" -> 3 bytes, not 2) never undercounts.
+    """
+    integer, _, fraction = raw.lstrip("-").partition(".")
+    integer, fraction = integer.lstrip("0"), fraction.rstrip("0")
+    return math.ceil(len(integer) / 2) + math.ceil(len(fraction) / 2) + 1
+
+
+def _number(value: float) -> str:
+    # Prices are rounded to cents, as in the lake; repr keeps integers short ("450" not "450.0").
+    rounded = round(float(value), 2)
+    return str(int(rounded)) if rounded.is_integer() else repr(rounded)

@@ -1,0 +1,71 @@
+"""The resources a local run creates, under the names a run gives them and the keys Terraform deploys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from local_pipeline.aws.limits import SQS_MESSAGE_MAX_BYTES
+
+__all__ = ["ResourceNames", "create_dead_letter_queue", "create_tables"]
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of the resources one local run creates."""
+
+    sales_table: str
+    idempotency_table: str
+    dead_letter_queue: str
+    lake_bucket: str
+    buffer_queue: str
+
+    @classmethod
+    def for_run(cls, suffix: str = "local") -> ResourceNames:
+        """Names with ``suffix``; a fresh suffix per run keeps runs apart on a long-lived moto_server."""
+        return cls(
+            sales_table=f"sales-{suffix}",
+            idempotency_table=f"sales-idempotency-{suffix}",
+            dead_letter_queue=f"sales-fanout-dlq-{suffix}",
+            lake_bucket=f"sales-lake-{suffix}",
+            buffer_queue=f"sales-buffer-{suffix}",
+        )
+
+
+def create_tables(dynamodb: Any, sales_table: str, idempotency_table: str) -> None:
+    """The sales table (PK/SK, GSI2 on GSI2PK/GSI2SK) and Powertools' idempotency table (``id``).
+
+    Keys as Terraform deploys them; GSI2 projects ALL here (Terraform projects a cost-saving INCLUDE list),
+    which changes no behaviour of the pipeline, only what an embedding query could read back.
+    """
+    keys = ("PK", "SK", "GSI2PK", "GSI2SK")
+    dynamodb.create_table(
+        TableName=sales_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    dynamodb.create_table(
+        TableName=idempotency_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+
+
+def create_dead_letter_queue(sqs: Any, name: str) -> str:
+    """The DLQ with SQS's 256 KiB message limit, the size Terraform deploys (moto would default to 1 MiB)."""
+    queue_url: str = sqs.create_queue(QueueName=name, Attributes={"MaximumMessageSize": str(SQS_MESSAGE_MAX_BYTES)})[
+        "QueueUrl"
+    ]
+    return queue_url

@@ -1,0 +1,75 @@
+"""The fan-out's Firehose sender in a local run: its chunks in turn, its backoff on the simulated timeline."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from fanout_lambda.adapters import FirehoseSender, Pending
+from local_pipeline.firehose import LocalDeliveryStream
+
+__all__ = ["ChunksInTurn", "afresh", "seeded_jitter"]
+
+
+class ChunksInTurn(FirehoseSender):
+    """The fan-out's Firehose sender in a local run: the same class, limits and resends, but a batch's
+    PutRecordBatch chunks go one after the other in the invoking thread instead of side by side on the pool,
+    each from the invocation's start on its own simulated timeline (as parallel chunks would).
+
+    Its backoff between resends (capped exponential, full jitter, up to ~1.75 s over 4 attempts) waits on that
+    timeline (:meth:`LocalDeliveryStream.wait`), not on the wall clock: a resend that crosses into the next
+    simulated second meets that second's quota, as in AWS, while the shared clock and every other invocation
+    (they run side by side in AWS) go on unaffected.
+
+    On the pool, which of a batch's two chunks met an exhausted quota first, and which drew which jitter,
+    depended on thread scheduling: a throttled burst gave different figures from run to run. In turn, a
+    seeded run gives the same figures every time.
+
+    Only the public surface is used: the sleep and jitter the sender takes, and the executor :meth:`submit`
+    takes (one task per chunk), which here starts each chunk's timeline and runs it at once.
+    """
+
+    def __init__(
+        self, client: Any, stream_name: str, *, stream: LocalDeliveryStream, jitter: Callable[[float, float], float]
+    ) -> None:
+        super().__init__(client, stream_name, sleep=lambda seconds: stream.wait(round(seconds * 1000)), jitter=jitter)
+        self._in_turn = InTurn(before_each=stream.new_timeline)
+
+    def submit(self, records: Sequence[bytes], executor: Executor) -> Pending:
+        """Deliver ``records`` chunk after chunk in this thread (``executor``, the fan-out's pool, is not used)."""
+        return super().submit(records, self._in_turn)
+
+
+class InTurn(Executor):
+    """An executor that runs each task at once, in the submitting thread, after ``before_each()``."""
+
+    def __init__(self, before_each: Callable[[], None] = lambda: None) -> None:
+        self._before_each = before_each
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn`` now; its result (or exception) in a done future."""
+        future: Future[Any] = Future()
+        try:
+            self._before_each()
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # as a pool's future would hold it
+            future.set_exception(exc)
+        return future
+
+
+def seeded_jitter(seed: int) -> Callable[[float, float], float]:
+    """The jitter of the fan-out's Firehose backoff in a local run: drawn from the run's seed, so a run is
+    reproducible (one generator for the run, so a container rebuilt after a crash goes on with it)."""
+    return random.Random(seed).uniform  # noqa: S311 - simulated jitter, reproducible by design
+
+
+def afresh(stream: LocalDeliveryStream, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``handler`` with the stream told each time an invocation starts (its waits begin from the shared clock)."""
+
+    def invoke(event: Any, context: Any) -> Any:
+        stream.new_invocation()
+        return handler(event, context)
+
+    return invoke

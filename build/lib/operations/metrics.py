@@ -1,0 +1,147 @@
+"""The CloudWatch metrics the pipeline is watched by: names, dimensions and statistics as AWS publishes them.
+
+Declared once here and read by ``monitor`` and ``report``; the Terraform alarms (terraform/monitoring.tf) are
+tied to this declaration by a test (tests/integration/terraform/test_monitoring_declaration.py) that reads every alarm
+of a plan and checks its namespace, metric, statistic and dimension names are declared here, and that the
+thresholds both sides share are equal. Sources: Amazon Data Firehose developer guide, "Monitoring Amazon Data
+Firehose with CloudWatch metrics" (delivery, ingestion, processing, conversion, dynamic partitioning
+metrics); Lambda developer guide, "Types of metrics for Lambda functions"; SQS developer guide, "Available
+CloudWatch metrics for Amazon SQS".
+
+The thresholds that mirror an alarm are computed here from ``pipeline_config/pipeline.json`` with the same
+rule as the alarm's, so a changed buffering interval moves both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pipeline_config
+
+__all__ = [
+    "ALL",
+    "EMF_NAMESPACE",
+    "FIREHOSE",
+    "INCOMING_LIMIT_PERCENT",
+    "LAMBDA",
+    "PARTITIONS_WARN_PERCENT",
+    "SQS",
+    "TRANSFORM_SERVICE",
+    "Metric",
+    "documented_stream_limits",
+    "freshness_threshold_seconds",
+]
+
+FIREHOSE = "AWS/Firehose"
+LAMBDA = "AWS/Lambda"
+SQS = "AWS/SQS"
+#: The Lambdas' EMF namespace (Powertools' POWERTOOLS_METRICS_NAMESPACE; Terraform's metrics_namespace
+#: overrides it, and so does ``monitor --metrics-namespace``).
+EMF_NAMESPACE = "CarouselSalesPipeline"
+
+#: The percentage of a per-second quota the incoming-traffic alarms fire at (terraform/variables.tf
+#: incoming_limit_alarm_percent's default; the declaration test checks they are equal).
+INCOMING_LIMIT_PERCENT = 80.0
+#: Share of the active-partitions limit at which monitor warns (no alarm mirrors it: the alarm fires on
+#: PartitionCountExceeded, when it is too late).
+PARTITIONS_WARN_PERCENT = 80.0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric as CloudWatch names it, with the dimension it is published under and the statistic read."""
+
+    namespace: str
+    name: str
+    dimension: str
+    statistic: str
+    unit: str
+
+    def query(self, query_id: str, dimension_value: str, period: int, *, namespace: str | None = None) -> Any:
+        """A ``GetMetricData`` ``MetricDataQueries`` entry for this metric of one resource."""
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": namespace or self.namespace,
+                    "MetricName": self.name,
+                    "Dimensions": [{"Name": self.dimension, "Value": dimension_value}],
+                },
+                "Period": period,
+                "Stat": self.statistic,
+            },
+            "ReturnData": True,
+        }
+
+
+def _firehose(name: str, statistic: str, unit: str = "Count") -> Metric:
+    return Metric(FIREHOSE, name, "DeliveryStreamName", statistic, unit)
+
+
+# Keys are the names monitor and report use; values exactly what AWS publishes.
+ALL: dict[str, Metric] = {
+    # Ingestion (Direct PUT) and its per-second quotas, which Firehose publishes as metrics of their own.
+    "incoming_records": _firehose("IncomingRecords", "Sum"),
+    "incoming_bytes": _firehose("IncomingBytes", "Sum", "Bytes"),
+    "incoming_put_requests": _firehose("IncomingPutRequests", "Sum"),
+    "records_per_second_limit": _firehose("RecordsPerSecondLimit", "Minimum"),
+    "bytes_per_second_limit": _firehose("BytesPerSecondLimit", "Minimum", "Bytes"),
+    "put_requests_per_second_limit": _firehose("PutRequestsPerSecondLimit", "Minimum"),
+    "throttled_records": _firehose("ThrottledRecords", "Sum"),
+    # Delivery to S3.
+    "delivery_success": _firehose("DeliveryToS3.Success", "Average"),
+    "data_freshness": _firehose("DeliveryToS3.DataFreshness", "Maximum", "Seconds"),
+    "delivered_records": _firehose("DeliveryToS3.Records", "Sum"),
+    # The transform Lambda, as Firehose sees it.
+    "processing_success": _firehose("ExecuteProcessing.Success", "Average"),
+    # Parquet conversion.
+    "failed_conversion_records": _firehose("FailedConversion.Records", "Sum"),
+    # Dynamic partitioning.
+    "partition_count": _firehose("PartitionCount", "Maximum"),
+    "partition_count_exceeded": _firehose("PartitionCountExceeded", "Maximum"),
+    "active_partitions_limit": _firehose("ActivePartitionsLimit", "Minimum"),
+    # Both Lambdas.
+    "lambda_errors": Metric(LAMBDA, "Errors", "FunctionName", "Sum", "Count"),
+    "lambda_throttles": Metric(LAMBDA, "Throttles", "FunctionName", "Sum", "Count"),
+    # Queues (the DLQ, and the buffer queue with the queue trigger).
+    "queue_visible": Metric(SQS, "ApproximateNumberOfMessagesVisible", "QueueName", "Maximum", "Count"),
+    "queue_oldest_age": Metric(SQS, "ApproximateAgeOfOldestMessage", "QueueName", "Maximum", "Seconds"),
+    # The buffer queue's backlog alarm (terraform/buffer_queue.tf) asks whether the depth never fell below its
+    # threshold for 5 minutes (a sustained backlog, not a burst being drained); monitor reads the live depth.
+    "queue_visible_sustained": Metric(SQS, "ApproximateNumberOfMessagesVisible", "QueueName", "Minimum", "Count"),
+    # The transform's own EMF metric for records it returns as ProcessingFailed (Powertools' default
+    # dimension `service`; see transform_lambda).
+    "transform_records_failed": Metric(EMF_NAMESPACE, "TransformRecordsFailed", "service", "Sum", "Count"),
+}
+
+#: The ``service`` dimension value of the transform's EMF metrics (Powertools' POWERTOOLS_SERVICE_NAME).
+TRANSFORM_SERVICE = "sales-transform"
+
+
+def freshness_threshold_seconds(firehose: Mapping[str, Any] | None = None) -> int:
+    """The freshness alarm's threshold: what normal delivery can take, by the same rule as the alarm.
+
+    Dynamic partitioning can delay delivery up to 1.5 x the buffering interval; the transform's processor
+    buffer adds its interval; a minute covers conversion and upload (terraform/monitoring.tf).
+    """
+    settings = firehose if firehose is not None else pipeline_config.load()["firehose"]
+    buffering, processor = (
+        int(settings["buffering_interval_seconds"]),
+        int(settings["processor_buffer_interval_seconds"]),
+    )
+    return math.ceil(1.5 * buffering) + processor + 60
+
+
+#: Direct PUT quotas per stream where the regions' own limit metrics are missing (Firehose developer guide,
+#: "Amazon Data Firehose Quota"): records/s, bytes/s, requests/s.
+_HIGH_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
+
+
+def documented_stream_limits(region: str | None) -> dict[str, float]:
+    """The documented default per-second quotas of a Direct PUT stream in ``region``."""
+    if region in _HIGH_QUOTA_REGIONS:
+        return {"records": 500_000.0, "bytes": 5 * 1024 * 1024.0, "put_requests": 2_000.0}
+    return {"records": 100_000.0, "bytes": 1024 * 1024.0, "put_requests": 1_000.0}
