@@ -6,11 +6,15 @@ import base64
 import copy
 import hashlib
 import json
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from local_pipeline.aws import create_dead_letter_queue, create_tables
+from pipeline_config import sale_record
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -156,3 +160,14 @@ def redelivery(batch: dict[str, Any], response: dict[str, Any]) -> dict[str, Any
             count = int(record["attributes"]["ApproximateReceiveCount"]) + 1
             records.append(sqs_record(record["body"], record["messageId"], count))
     return {"Records": records}
+
+
+def read_record(data: bytes) -> dict[str, Any]:
+    """A record the fan-out put to Firehose, as the transform reads it (compact form decoded, or JSON)."""
+    record: dict[str, Any] = sale_record.decode(data) if sale_record.is_compact(data) else orjson.loads(data)
+    return record
+
+
+def float32(values: list[float]) -> list[float]:
+    """``values`` at the lake's precision (float32), as Python floats."""
+    return array("f", values).tolist()

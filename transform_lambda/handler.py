@@ -1,5 +1,8 @@
 """Firehose transformation Lambda: one sale record in, one lake row (plus partition keys) out.
 
+A record is the fan-out's compact form (:mod:`pipeline_config.sale_record`) or a JSON object (records put
+before the compact form, reprocessed error records, other producers): both give the same row.
+
 The Firehose contract: one output record per input ``recordId``, in input order. ``Ok`` records carry one
 newline-terminated JSON object whose keys are exactly the Glue table's data columns; a record that cannot be
 normalised comes back ``ProcessingFailed`` with its ORIGINAL data (Firehose writes it under the error prefix)
@@ -22,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import glue_schemas
 import pipeline_config
+from pipeline_config import sale_record
 
 from .records import SaleNormaliser
 
@@ -47,7 +51,10 @@ def transform_record(record: dict[str, Any]) -> dict[str, Any]:
     """Transform one Firehose record into its output entry."""
     record_id = record["recordId"]
     try:
-        row, partition_keys = normaliser.normalise(orjson.loads(a2b_base64(record["data"])))
+        raw = a2b_base64(record["data"])
+        # A compact record (the fan-out's form) starts with a NUL byte; anything else is read as JSON.
+        sale = sale_record.decode(raw) if raw[:1] == b"\x00" else orjson.loads(raw)
+        row, partition_keys = normaliser.normalise(sale)
     except Exception as exc:
         logger.warning("record processing failed", extra={"record_id": record_id, "reason": _reason(exc)})
         return {"recordId": record_id, "result": "ProcessingFailed", "data": record["data"]}

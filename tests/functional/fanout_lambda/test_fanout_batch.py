@@ -15,7 +15,6 @@ import weakref
 from collections import Counter
 from typing import Any
 
-import orjson
 import pytest
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -36,6 +35,7 @@ from tests.support import (
     FakeLambdaContext,
     RecordingFirehose,
     load_event,
+    read_record,
     redelivery,
     sqs_event,
 )
@@ -148,7 +148,7 @@ def _sales_in_dynamodb(aws: dict[str, Any]) -> Counter[str]:
 
 
 def _sales_in_firehose(firehose: RecordingFirehose) -> Counter[str]:
-    return Counter(orjson.loads(record)["saleId"] for record in firehose.delivered)
+    return Counter(read_record(record)["saleId"] for record in firehose.delivered)
 
 
 def _dlq_messages(aws: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ import json
 import time
 from typing import Any
 
-import orjson
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import ClientError
@@ -17,7 +16,7 @@ from fanout_lambda import handler as fanout
 from fanout_lambda.errors import DeliveryIncomplete
 from fanout_lambda.sale import TTL_SECONDS, embedding_shard, sale_id, unpack_embedding
 from fanout_lambda.settings import FanoutSettings
-from tests.support import SALES_TABLE, FakeLambdaContext, RecordingFirehose, load_event
+from tests.support import SALES_TABLE, FakeLambdaContext, RecordingFirehose, float32, load_event, read_record
 
 CONTEXT = FakeLambdaContext()
 
@@ -76,11 +75,10 @@ def test_new_event_is_written_to_dynamodb_and_forwarded_to_firehose(aws: dict[st
     assert item["PK"]["S"] == "TENANT#carousel-labs#PRODUCT#PROD-LV-12345"
     assert item["salePrice"]["N"] == "450"
     (record,) = firehose.delivered
-    body = orjson.loads(record)
-    assert record.endswith(b"\n")
+    body = read_record(record)
     assert body["eventId"] == event["id"]
     assert body["saleId"] == result["saleId"] == sale_id("carousel-labs", "PROD-LV-12345", "2025-12-30")
-    assert body["embedding"] == event["detail"]["embedding"]
+    assert body["embedding"] == float32(event["detail"]["embedding"])
 
 
 def test_moto_firehose_receives_the_record(aws: dict[str, Any]) -> None:
@@ -92,7 +90,7 @@ def test_moto_firehose_receives_the_record(aws: dict[str, Any]) -> None:
     s3 = aws["session"].client("s3")
     (obj,) = s3.list_objects_v2(Bucket="raw-firehose-test")["Contents"]
     body = s3.get_object(Bucket="raw-firehose-test", Key=obj["Key"])["Body"].read()
-    assert orjson.loads(body)["productId"] == "PROD-LV-12345"
+    assert read_record(body)["productId"] == "PROD-LV-12345"
 
 
 def test_retried_delivery_with_same_id_is_skipped(aws: dict[str, Any]) -> None:
@@ -183,7 +181,7 @@ def test_embedding_of_1024_floats_is_stored_compactly_and_forwarded_whole(aws: d
     stored = unpack_embedding(item["embedding"]["B"])
     assert len(item["embedding"]["B"]) == 4 * 1024
     assert stored == pytest.approx(event["detail"]["embedding"], rel=1e-6)
-    assert orjson.loads(firehose.delivered[0])["embedding"] == event["detail"]["embedding"]
+    assert read_record(firehose.delivered[0])["embedding"] == float32(event["detail"]["embedding"])
 
 
 def test_embedding_of_the_wrong_dimension_is_rejected(aws: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ import glue_schemas
 import pipeline_config
 from fanout_lambda import handler as fanout
 from local_pipeline.parquet import ParquetConverter
-from tests.support import FakeLambdaContext, RecordingFirehose, firehose_event, load_event
+from tests.support import FakeLambdaContext, RecordingFirehose, firehose_event, load_event, read_record
 from transform_lambda.handler import lambda_handler as transform
 
 CONTEXT = FakeLambdaContext()
@@ -404,7 +404,7 @@ def test_sqs_batch_never_raises_retries_nothing_and_routes_every_message(
     # AND what went to Firehose came from accepted messages only, and lands in the lake
     accepted_ids = {json.loads(body)["id"] for body in bodies if _accepted(body)}
     for record in firehose.delivered:
-        assert orjson.loads(record)["eventId"] in accepted_ids
+        assert read_record(record)["eventId"] in accepted_ids
         assert_lands_in_the_lake(record)
     # AND no sales item was written for a refused message
     from tests import support
@@ -539,7 +539,7 @@ def test_one_unencodable_sale_fails_only_itself_in_an_sqs_batch(moto_clients: di
     # lone surrogates, the handler raised, the event source mapping redelivered both, and after max_receive_count
     # both sat in the DLQ)
     assert {f["itemIdentifier"] for f in response["batchItemFailures"]} <= {"m-poison"}
-    assert [orjson.loads(r)["productId"] for r in firehose.delivered] == ["PROD-GOOD-1"]
+    assert [read_record(r)["productId"] for r in firehose.delivered] == ["PROD-GOOD-1"]
 
 
 def test_a_record_that_cannot_be_encoded_fails_only_its_own_sale(
@@ -569,4 +569,4 @@ def test_a_record_that_cannot_be_encoded_fails_only_its_own_sale(
 
     # THEN only the sale whose record could not be built comes again; its neighbour is delivered
     assert response["batchItemFailures"] == [{"itemIdentifier": "m-poison"}]
-    assert [orjson.loads(r)["productId"] for r in firehose.delivered] == ["PROD-GOOD-2"]
+    assert [read_record(r)["productId"] for r in firehose.delivered] == ["PROD-GOOD-2"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from typing import Any
 
 import orjson
@@ -13,7 +14,8 @@ import glue_schemas
 import pipeline_config
 from fanout_lambda.sale import firehose_record
 from fanout_lambda.validation import validator
-from tests.support import FakeLambdaContext, firehose_event, load_event
+from pipeline_config import sale_record
+from tests.support import FakeLambdaContext, firehose_event, load_event, read_record
 from transform_lambda.handler import lambda_handler
 
 CONTEXT = FakeLambdaContext(function_name="sales-transform-test")
@@ -76,7 +78,7 @@ def test_tenants_and_dates_partition_independently() -> None:
 
 
 def test_embedding_of_1024_dimensions_survives_as_floats() -> None:
-    record = orjson.loads(_fanout_record())
+    record = read_record(_fanout_record())
     record["embedding"] = [1] * 512 + [0.25] * 512  # integers are widened to floats
     (out,) = lambda_handler(firehose_event([orjson.dumps(record)]), CONTEXT)["records"]
     embedding = orjson.loads(_decode(out))["embedding"]
@@ -85,9 +87,9 @@ def test_embedding_of_1024_dimensions_survives_as_floats() -> None:
 
 
 def test_malformed_records_fail_alone_and_keep_their_original_data() -> None:
-    bad_tenant = orjson.loads(_fanout_record())
+    bad_tenant = read_record(_fanout_record())
     bad_tenant["tenantId"] = "../escape"
-    short = orjson.loads(_fanout_record())
+    short = read_record(_fanout_record())
     short["embedding"] = [0.5] * 3
     payloads = [
         b"not json at all",
@@ -110,7 +112,7 @@ def test_malformed_records_fail_alone_and_keep_their_original_data() -> None:
 
 
 def test_each_failed_record_is_logged_once_with_its_id_and_reason(caplog: pytest.LogCaptureFixture) -> None:
-    bad = orjson.loads(_fanout_record())
+    bad = read_record(_fanout_record())
     bad["salePrice"] = "free"
     lambda_handler(firehose_event([_fanout_record(), orjson.dumps(bad)]), CONTEXT)
 
@@ -124,20 +126,38 @@ def _largest_batch(payload: bytes, buffer_bytes: int) -> list[bytes]:
     return [payload] * max(1, buffer_bytes // len(payload))
 
 
-@pytest.mark.parametrize("buffer_mib", [pipeline_config.load()["firehose"]["processor_buffer_size_mib"], 2])
+#: The largest processor buffer terraform/variables.tf accepts (processor_buffer_size_mib's validation).
+TERRAFORM_MAX_PROCESSOR_BUFFER_MIB = 0.7
+#: The float32 whose widened repr is longest (-1.1754942106924411e-38: 23 characters for 4 bytes in).
+LONGEST_FLOAT32 = struct.unpack("<f", struct.pack("<f", -1.1754942e-38))[0]
+
+
+@pytest.mark.parametrize(
+    "buffer_mib", [pipeline_config.load()["firehose"]["processor_buffer_size_mib"], TERRAFORM_MAX_PROCESSOR_BUFFER_MIB]
+)
 def test_response_stays_under_6_mb_for_the_largest_batch_the_processor_buffer_sends(buffer_mib: float) -> None:
-    """Worst cases for growth: the smallest valid records (most per-record overhead), records whose
-    integer embeddings widen to floats, and records that all fail (original data comes back)."""
+    """Worst cases for growth: compact records whose float32 values widen to the longest text (~7.7x out per
+    byte in), the smallest valid JSON records (most per-record overhead), JSON records whose integer
+    embeddings widen to floats, and records that all fail (original data comes back)."""
     buffer_bytes = int(buffer_mib * 1024 * 1024)
-    smallest = orjson.loads(_fanout_record())
+    smallest = read_record(_fanout_record())
     for optional in ("description", "imageS3Key", "embeddingId", "vendorId"):
         smallest.pop(optional)
     smallest.update(productId="P", tenantId="t", category="c", brand="b", condition="new", listedPrice=0,
                     salePrice=0, daysToSell=0, embedding=[0.0] * 1024, eventId="e", saleId="s")  # fmt: skip
     widening = dict(smallest, embedding=[0] * 1024)
     failing = dict(smallest, tenantId="a/b")
-    for template in (smallest, widening, failing):
-        payloads = _largest_batch(orjson.dumps(template), buffer_bytes)
+    header = {key: value for key, value in smallest.items() if key != "embedding"}
+    compact = sale_record.encode(header, [LONGEST_FLOAT32] * 1024)
+    templates = {
+        "compact, longest floats": compact,
+        "compact, failing": sale_record.encode(dict(header, tenantId="a/b"), [0.0] * 1024),
+        "smallest JSON": orjson.dumps(smallest),
+        "widening JSON": orjson.dumps(widening),
+        "failing JSON": orjson.dumps(failing),
+    }
+    for name, payload in templates.items():
+        payloads = _largest_batch(payload, buffer_bytes)
         event = firehose_event(payloads)
         # Firehose record ids are ~60 characters; use that length so overhead is not understated
         for i, record in enumerate(event["records"]):
@@ -146,8 +166,39 @@ def test_response_stays_under_6_mb_for_the_largest_batch_the_processor_buffer_se
         response = lambda_handler(event, CONTEXT)
 
         size = len(json.dumps(response, separators=(",", ":")))
-        assert size < LAMBDA_RESPONSE_LIMIT, f"{template is widening=} {buffer_mib=} {size=}"
+        assert size < LAMBDA_RESPONSE_LIMIT, f"{name=} {buffer_mib=} {size=}"
         assert len(response["records"]) == len(payloads)
+
+
+def test_a_compact_record_and_its_json_form_give_the_same_row() -> None:
+    compact = _fanout_record()
+    as_json = orjson.dumps(read_record(compact))
+    out = lambda_handler(firehose_event([compact, as_json]), CONTEXT)["records"]
+    assert [r["result"] for r in out] == ["Ok", "Ok"]
+    assert _decode(out[0]) == _decode(out[1])
+    assert out[0]["metadata"] == out[1]["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda data: b"\x00SR9" + data[4:], "unknown version"),
+        (lambda data: data[:6], "shorter than its 8-byte prefix"),
+        (lambda data: data[:8] + b"]" + data[9:], "header is not JSON"),
+        (lambda data: data[:-1], "not whole float32 values"),
+        (lambda data: data[:4] + struct.pack("<I", 10**6) + data[8:], "runs past the record"),
+    ],
+)
+def test_a_malformed_compact_record_fails_alone_with_its_reason(
+    mangle: Any, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = mangle(_fanout_record())
+    event = firehose_event([_fanout_record(), bad, _fanout_record()])
+    out = lambda_handler(event, CONTEXT)["records"]
+    assert [r["result"] for r in out] == ["Ok", "ProcessingFailed", "Ok"]
+    assert out[1]["data"] == event["records"][1]["data"]
+    (failure,) = [r for r in caplog.records if r.getMessage() == "record processing failed"]
+    assert reason in failure.reason  # type: ignore[attr-defined]
 
 
 def _values(value: Any) -> list[Any]:
