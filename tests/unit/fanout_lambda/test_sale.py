@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from fanout_lambda.sale import (
     write_units,
 )
 from fanout_lambda.validation import validator
+from pipeline_config import sale_record
 from tests.support import load_event
 
 NOW = 1_767_000_000
@@ -106,15 +106,23 @@ def test_embedding_round_trips_through_float32() -> None:
     assert unpack_embedding(sales_item(_sale(embedding=values * 256), NOW)["embedding"]["B"]) == values * 256
 
 
-def test_firehose_record_is_one_json_line_with_envelope_fields() -> None:
+def test_firehose_record_is_compact_with_envelope_fields_and_float32_embedding() -> None:
     sale = _sale(embedding=[1] * 1024)
     record = firehose_record(sale)
-    assert record.endswith(b"\n") and record.count(b"\n") == 1
-    assert b'"eventId":"6a7e8feb-b491-4cf7-a9f1-bf3703467718"' in record
-    assert b'"embedding":[1.0,' in record  # integers leave as floats
+    assert record.startswith(sale_record.MAGIC)
+    decoded = sale_record.decode(record)
+    assert decoded["eventId"] == "6a7e8feb-b491-4cf7-a9f1-bf3703467718"
+    assert decoded["saleId"] == sale.sale_id
+    assert decoded["embedding"] == [1.0] * 1024 and all(type(x) is float for x in decoded["embedding"])
+
+
+def test_a_generated_sale_fits_one_5_kb_billing_step() -> None:
+    # Firehose bills each record in 5 KB steps and its byte quota counts these bytes: 4 KB of float32
+    # embedding plus the header; the sample event carries the generator's field sizes.
+    assert len(firehose_record(_sale())) <= 5120
 
 
 def test_firehose_record_forwards_only_the_schema_fields() -> None:
-    record = orjson.loads(firehose_record(_sale(internalNotes="x" * 1000)))
+    record = sale_record.decode(firehose_record(_sale(internalNotes="x" * 1000)))
     assert "internalNotes" not in record
     assert record["description"] == "Louis Vuitton Speedy 30"
