@@ -10,87 +10,54 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from . import dead_letter_body
-from .errors import DeadLetterNotSent, DeadLetterTooLarge, DeliveryIncomplete, WriteIncomplete
+from .bulk import BulkReport, Pending, submit_tasks
+from .errors import DeadLetterNotSent, DeadLetterTooLarge, WriteIncomplete
+from .firehose_sender import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_RECORD_BYTES,
+    FirehoseSender,
+    SendReport,
+    chunk_positions,
+    chunked,
+    stream_index,
+)
+from .flow_control import Backoff, is_throughput, retry_throughput
 
-#: PutRecordBatch service limits.
-MAX_BATCH_RECORDS = 500
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-MAX_RECORD_BYTES = 1000 * 1024
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_RECORDS",
+    "MAX_RECORD_BYTES",
+    "MAX_SQS_BATCH_ENTRIES",
+    "MAX_SQS_MESSAGE_BYTES",
+    "MAX_WRITE_REQUESTS",
+    "Backoff",
+    "BatchWriter",
+    "BufferQueue",
+    "BulkReport",
+    "DeadLetter",
+    "DeadLetterQueue",
+    "FirehoseSender",
+    "Pending",
+    "SalesStore",
+    "SendReport",
+    "chunk_positions",
+    "chunked",
+    "stream_index",
+]
+
 #: SQS's classic message size limit (the queue's default in Terraform); bodies are kept under it.
 MAX_SQS_MESSAGE_BYTES = 256 * 1024
 #: BatchWriteItem and SendMessageBatch service limits.
 MAX_WRITE_REQUESTS = 25
 MAX_SQS_BATCH_ENTRIES = 10
-
-
-@dataclass
-class BulkReport:
-    """What a bulk operation did: the input positions not written (with why), calls made, entries resent."""
-
-    failed: dict[int, BaseException] = field(default_factory=dict)
-    calls: int = 0
-    resent: int = 0
-    error_codes: list[str] = field(default_factory=list)
-    #: Per input position, the id the service gave the entry (SQS message ids).
-    ids: dict[int, str] = field(default_factory=dict)
-
-    def absorb(self, other: BulkReport) -> None:
-        """Add ``other`` (another chunk of the same operation) to this report."""
-        self.failed.update(other.failed)
-        self.calls += other.calls
-        self.resent += other.resent
-        self.error_codes.extend(other.error_codes)
-        self.ids.update(other.ids)
-
-
-class Pending:
-    """Chunk calls submitted to a pool; :meth:`result` waits for all of them and merges their reports."""
-
-    def __init__(self, futures: list[Future[BulkReport]], report: BulkReport | None = None) -> None:
-        self._futures = futures
-        self._report = report or BulkReport()
-
-    def result(self) -> BulkReport:
-        """The merged report. A ``BaseException`` in a call (not an SDK error) propagates: nothing can clean up."""
-        for future in self._futures:
-            self._report.absorb(future.result())
-        self._futures = []
-        return self._report
-
-
-def _submit(executor: Executor, tasks: Sequence[Callable[[], BulkReport]], report: BulkReport | None = None) -> Pending:
-    return Pending([executor.submit(task) for task in tasks], report)
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter, shared by the resend loops."""
-
-    def __init__(
-        self,
-        max_attempts: int,
-        base_delay: float,
-        max_delay: float,
-        sleep: Callable[[float], None],
-        jitter: Callable[[float, float], float],
-    ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
-        self.jitter = jitter
-
-    def pause(self, attempt: int) -> None:
-        """Sleep before ``attempt`` (2, 3, ...)."""
-        self.sleep(self.jitter(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 2))))
 
 
 def _key_of(request: dict[str, Any], key_names: Sequence[str]) -> tuple[Any, ...]:
@@ -127,19 +94,25 @@ class BatchWriter:
         """Start writing ``requests`` (``PutRequest`` / ``DeleteRequest`` entries, distinct keys)."""
         indexed = list(enumerate(requests))
         chunks = [indexed[i : i + MAX_WRITE_REQUESTS] for i in range(0, len(indexed), MAX_WRITE_REQUESTS)]
-        return _submit(executor, [partial(self._write_chunk, chunk) for chunk in chunks])
+        return submit_tasks(executor, [partial(self._write_chunk, chunk) for chunk in chunks])
 
     def _write_chunk(self, chunk: list[tuple[int, dict[str, Any]]]) -> BulkReport:
         report = BulkReport()
         pending = chunk
-        for attempt in range(1, self.backoff.max_attempts + 1):
+        attempt = 1
+        while True:
             if attempt > 1:
+                # UnprocessedItems and a throttled call are DynamoDB's refusals for throughput.
+                if not self.backoff.retry(attempt, throughput=True):
+                    break
                 report.resent += len(pending)
-                self.backoff.pause(attempt)
             report.calls += 1
             try:
                 response = self._client.batch_write_item(RequestItems={self.table_name: [r for _, r in pending]})
             except Exception as exc:  # the whole call failed: only the requests it carried fail
+                if is_throughput(exc):
+                    attempt += 1
+                    continue
                 report.failed.update((position, exc) for position, _ in pending)
                 return report
             unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
@@ -149,6 +122,7 @@ class BatchWriter:
             matched = [(position, r) for position, r in pending if _key_of(r, self.key_names) in keys]
             # Unmatched keys would mean a response we cannot read: resending everything is safe (idempotent).
             pending = matched if len(matched) == len(unprocessed) else pending
+            attempt += 1
         error = WriteIncomplete(self.table_name, len(pending), report.resent)
         report.failed.update((position, error) for position, _ in pending)
         return report
@@ -163,13 +137,13 @@ class SalesStore:
         self.writer = writer or BatchWriter(client, table_name, ("PK", "SK"))
 
     def put(self, item: dict[str, dict[str, Any]]) -> None:
-        """Write one ``item``; SDK errors propagate."""
-        self._client.put_item(TableName=self.table_name, Item=item)
+        """Write one ``item``, resent while DynamoDB refuses it for throughput; other SDK errors propagate."""
+        retry_throughput(lambda: self._client.put_item(TableName=self.table_name, Item=item), self.writer.backoff)
 
     def submit(self, items: Sequence[dict[str, dict[str, Any]]], executor: Executor) -> Pending:
         """Start writing ``items``: a lone item with PutItem (nothing to batch), more with BatchWriteItem."""
         if len(items) == 1:
-            return _submit(executor, [partial(self._put_one, items[0])])
+            return submit_tasks(executor, [partial(self._put_one, items[0])])
         return self.writer.submit([{"PutRequest": {"Item": item}} for item in items], executor)
 
     def _put_one(self, item: dict[str, dict[str, Any]]) -> BulkReport:
@@ -179,127 +153,6 @@ class SalesStore:
         except Exception as exc:
             report.failed[0] = exc
         return report
-
-
-@dataclass
-class SendReport:
-    """What one :meth:`FirehoseSender.send` call did."""
-
-    records: int = 0
-    calls: int = 0
-    resent: int = 0
-    error_codes: list[str] = field(default_factory=list)
-
-
-class FirehoseSender:
-    """PutRecordBatch with the service limits and partial-failure handling boto3 leaves to the caller.
-
-    A successful call can still reject entries (``FailedPutCount > 0``); only those are resent, with capped
-    exponential backoff and full jitter. Whatever still fails after ``max_attempts`` calls is reported (or, from
-    :meth:`send`, raised) as :class:`DeliveryIncomplete`.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        stream_name: str,
-        *,
-        max_attempts: int = 4,
-        base_delay: float = 0.05,
-        max_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[float, float], float] = random.uniform,
-    ) -> None:
-        self._client = client
-        self.stream_name = stream_name
-        self.backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
-
-    def send(self, records: Sequence[bytes]) -> SendReport:
-        """Deliver every record or raise (the failed call's error, or :class:`DeliveryIncomplete`)."""
-        report = SendReport(records=len(records))
-        for positions in chunk_positions(records):
-            chunk = self._deliver_chunk([(i, records[i]) for i in positions])
-            report.calls += chunk.calls
-            report.resent += chunk.resent
-            report.error_codes.extend(chunk.error_codes)
-            if chunk.failed:
-                error = next(iter(chunk.failed.values()))
-                if isinstance(error, DeliveryIncomplete):
-                    raise DeliveryIncomplete(self.stream_name, len(chunk.failed), report.error_codes, report.resent)
-                raise error
-        return report
-
-    def submit(self, records: Sequence[bytes], executor: Executor) -> Pending:
-        """Start delivering ``records``, one PutRecordBatch chunk per pool task; failures reported per position."""
-        report = BulkReport()
-        sendable: list[int] = []
-        for position, data in enumerate(records):
-            if len(data) > MAX_RECORD_BYTES:
-                report.failed[position] = ValueError(_too_large(len(data)))
-            else:
-                sendable.append(position)
-        kept = [records[i] for i in sendable]
-        tasks = [
-            partial(self._deliver_chunk, [(sendable[i], kept[i]) for i in positions])
-            for positions in chunk_positions(kept)
-        ]
-        return _submit(executor, tasks, report)
-
-    def _deliver_chunk(self, chunk: list[tuple[int, bytes]]) -> BulkReport:
-        report = BulkReport()
-        pending = chunk
-        for attempt in range(1, self.backoff.max_attempts + 1):
-            if attempt > 1:
-                report.resent += len(pending)
-                self.backoff.pause(attempt)
-            report.calls += 1
-            try:
-                response = self._client.put_record_batch(
-                    DeliveryStreamName=self.stream_name, Records=[{"Data": data} for _, data in pending]
-                )
-            except Exception as exc:  # the whole call failed: only the records it carried fail
-                report.failed.update((position, exc) for position, _ in pending)
-                return report
-            if not response.get("FailedPutCount"):
-                return report
-            failed = [
-                (entry_of, entry.get("ErrorCode", "Unknown"))
-                for entry_of, entry in zip(pending, response["RequestResponses"], strict=True)
-                if entry.get("ErrorCode")
-            ]
-            report.error_codes.extend(code for _, code in failed)
-            pending = [entry_of for entry_of, _ in failed]
-            if not pending:  # FailedPutCount without any entry marked: nothing identifiable to resend
-                return report
-        error = DeliveryIncomplete(self.stream_name, len(pending), report.error_codes, report.resent)
-        report.failed.update((position, error) for position, _ in pending)
-        return report
-
-
-def chunk_positions(records: Sequence[bytes]) -> Iterator[list[int]]:
-    """Positions of ``records`` grouped into PutRecordBatch calls of at most 500 records and 4 MiB."""
-    chunk: list[int] = []
-    size = 0
-    for position, data in enumerate(records):
-        if len(data) > MAX_RECORD_BYTES:
-            raise ValueError(_too_large(len(data)))
-        if chunk and (len(chunk) == MAX_BATCH_RECORDS or size + len(data) > MAX_BATCH_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(position)
-        size += len(data)
-    if chunk:
-        yield chunk
-
-
-def chunked(records: Sequence[bytes]) -> Iterator[list[bytes]]:
-    """Split into PutRecordBatch calls of at most 500 records and 4 MiB; reject a record over 1,000 KiB."""
-    for positions in chunk_positions(records):
-        yield [records[i] for i in positions]
-
-
-def _too_large(size: int) -> str:
-    return f"Firehose record of {size} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
 
 
 @dataclass(frozen=True)
@@ -358,7 +211,7 @@ class DeadLetterQueue:
                 size = 0
             chunks[-1].append((position, body, letter.error_type))
             size += length
-        return _submit(executor, [partial(self._send_chunk, chunk) for chunk in chunks if chunk], report)
+        return submit_tasks(executor, [partial(self._send_chunk, chunk) for chunk in chunks if chunk], report)
 
     def _send_chunk(self, chunk: list[tuple[int, str, str]]) -> BulkReport:
         report = BulkReport()
@@ -396,4 +249,40 @@ class DeadLetterQueue:
             report.failed[position] = DeadLetterNotSent(
                 self.queue_url, (report.error_codes or ["Unknown"])[-1], "after resends"
             )
+        return report
+
+
+class BufferQueue:
+    """The SQS buffer queue the batches come from (queue trigger): a throttled message is made visible again
+    after a backoff of its own (``ChangeMessageVisibilityBatch``, 10 entries a call), instead of after the
+    queue's visibility timeout with everything else throttled at the same moment.
+
+    Best effort: an entry SQS refuses (or a call that fails) leaves that message to the queue's own visibility
+    timeout, which also brings it back; nothing is lost either way.
+    """
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self.queue_url = queue_url
+
+    def back_off(self, entries: Sequence[tuple[str, int]]) -> BulkReport:
+        """Make each ``(receipt handle, seconds)`` message visible again that many seconds from now."""
+        report = BulkReport()
+        for start in range(0, len(entries), MAX_SQS_BATCH_ENTRIES):
+            chunk = entries[start : start + MAX_SQS_BATCH_ENTRIES]
+            report.calls += 1
+            try:
+                response = self._client.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(start + n), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                        for n, (handle, seconds) in enumerate(chunk)
+                    ],
+                )
+            except Exception as exc:  # the queue's own visibility timeout brings these back
+                report.failed.update((start + n, exc) for n in range(len(chunk)))
+                continue
+            for failure in response.get("Failed", []):
+                report.error_codes.append(str(failure.get("Code", "Unknown")))
+                report.failed[int(failure["Id"])] = RuntimeError(f"{failure.get('Code')}: {failure.get('Message')}")
         return report

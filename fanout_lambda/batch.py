@@ -33,6 +33,7 @@ import orjson
 from .adapters import DeadLetter, DeadLetterQueue, FirehoseSender, Pending, SalesStore
 from .claims import Claim, IdempotencyRecords
 from .errors import InvalidSaleEvent
+from .flow_control import is_throughput
 from .sale import Sale, firehose_record, idempotency_key, sales_item
 from .validation import SaleValidator
 
@@ -47,22 +48,31 @@ class Message:
     message_id: str | None
     event: Any
     unreadable: InvalidSaleEvent | None = None
+    #: The SQS receipt handle and receive count (queue mode), for backing a throttled message's visibility off.
+    receipt_handle: str | None = None
+    receive_count: int = 1
 
     @classmethod
     def from_sqs_record(cls, record: dict[str, Any]) -> Message:
         """The EventBridge event an SQS target of a rule received, as the message ``body`` (JSON)."""
         message_id = record.get("messageId")
+        handle = record.get("receiptHandle")
+        try:
+            count = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+        except (TypeError, ValueError, AttributeError):
+            count = 1
         body = record.get("body")
         if not isinstance(body, str):
-            return cls(message_id, body, InvalidSaleEvent("body", "must be a string holding the event JSON", body))
+            problem = InvalidSaleEvent("body", "must be a string holding the event JSON", body)
+            return cls(message_id, body, problem, handle, count)
         try:
             event = orjson.loads(body)
         except orjson.JSONDecodeError:
             try:  # what orjson refuses but JSON parsers accept (NaN, integers past 64 bits): the validator decides
                 event = json.loads(body)
             except ValueError as exc:
-                return cls(message_id, body, InvalidSaleEvent("body", f"is not JSON ({exc})", body))
-        return cls(message_id, event)
+                return cls(message_id, body, InvalidSaleEvent("body", f"is not JSON ({exc})", body), handle, count)
+        return cls(message_id, event, None, handle, count)
 
 
 @dataclass
@@ -91,6 +101,11 @@ class Outcome:
         """Whether the message must come again (listed in ``batchItemFailures`` / raised in direct mode)."""
         return self.kind in ("failed", "in_progress")
 
+    @property
+    def throttled(self) -> bool:
+        """Whether it failed only because DynamoDB or Firehose had no capacity for it in this invocation."""
+        return self.kind == "failed" and is_throughput(self.error)
+
 
 @dataclass
 class BatchResult:
@@ -117,7 +132,9 @@ class SaleBatch:
         records: IdempotencyRecords,
         *,
         executor: Executor,
+        margin_seconds: float = 0.0,
     ) -> None:
+        self.margin_seconds = margin_seconds
         self.validator = validator
         self.store = store
         self.sender = sender
@@ -126,7 +143,11 @@ class SaleBatch:
         self.executor = executor
 
     def process(self, messages: Sequence[Message], remaining_time_in_millis: int | None) -> BatchResult:
-        """Fan out ``messages``; ``remaining_time_in_millis`` bounds how long this invocation's claims hold."""
+        """Fan out ``messages``; ``remaining_time_in_millis`` bounds how long this invocation's claims hold and
+        how long throughput refusals are resent (up to ``margin_seconds`` before it)."""
+        budget = None if remaining_time_in_millis is None else remaining_time_in_millis / 1000 - self.margin_seconds
+        for backoff in (self.sender.backoff, self.store.writer.backoff, self.records.writer.backoff):
+            backoff.start(budget)
         result = BatchResult([Outcome(message) for message in messages])
         outcomes = result.outcomes
         letters: list[tuple[Outcome, InvalidSaleEvent]] = []
@@ -222,7 +243,8 @@ class SaleBatch:
             sendable.append((outcome, claim))
         if not sendable:
             return []
-        report = self.sender.submit(records, self.executor).result()
+        keys = [_sale(outcome).sale_id for outcome, _ in sendable]
+        report = self.sender.submit(records, self.executor, keys).result()
         result.calls += report.calls
         result.firehose_resends += report.resent
         for position, (outcome, _) in enumerate(sendable):

@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from aws_lambda_powertools.shared.json_encoder import Encoder
@@ -26,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import S
 from botocore.exceptions import ClientError
 
 from .adapters import BatchWriter, Pending
+from .flow_control import retry_throughput
 
 #: Stable key prefix (not the function name): renaming or redeploying the function keeps the window.
 KEY_PREFIX = "carousel.product.sold"
@@ -93,28 +95,31 @@ class IdempotencyRecords:
         if remaining_time_in_millis is not None:
             in_progress_expiration = int((now + dt.timedelta(milliseconds=remaining_time_in_millis)).timestamp() * 1000)
             item[layer.in_progress_expiry_attr] = {"N": str(in_progress_expiration)}
+        put = partial(
+            self._client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression=(
+                "attribute_not_exists(#id) OR #expiry < :now OR "
+                "(#status = :inprogress AND attribute_exists(#in_progress_expiry) AND "
+                "#in_progress_expiry < :now_in_millis)"
+            ),
+            ExpressionAttributeNames={
+                "#id": layer.key_attr,
+                "#expiry": layer.expiry_attr,
+                "#in_progress_expiry": layer.in_progress_expiry_attr,
+                "#status": layer.status_attr,
+            },
+            ExpressionAttributeValues={
+                ":now": {"N": str(int(now.timestamp()))},
+                ":now_in_millis": {"N": str(int(now.timestamp() * 1000))},
+                ":inprogress": {"S": INPROGRESS},
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
         try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression=(
-                    "attribute_not_exists(#id) OR #expiry < :now OR "
-                    "(#status = :inprogress AND attribute_exists(#in_progress_expiry) AND "
-                    "#in_progress_expiry < :now_in_millis)"
-                ),
-                ExpressionAttributeNames={
-                    "#id": layer.key_attr,
-                    "#expiry": layer.expiry_attr,
-                    "#in_progress_expiry": layer.in_progress_expiry_attr,
-                    "#status": layer.status_attr,
-                },
-                ExpressionAttributeValues={
-                    ":now": {"N": str(int(now.timestamp()))},
-                    ":now_in_millis": {"N": str(int(now.timestamp() * 1000))},
-                    ":inprogress": {"S": INPROGRESS},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            # A throttled claim is resent in place while the invocation has time (flow_control).
+            retry_throughput(put, self.writer.backoff)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise

@@ -42,18 +42,25 @@ class InvalidSaleEvent(ValueError):
 
 
 class DeliveryIncomplete(RuntimeError):
-    """Firehose still rejected some records after the bounded resends; Lambda must retry the event."""
+    """Firehose still rejected some records after the resends the invocation's time allowed; Lambda must retry
+    the event. ``throughput``: every refusal was for throughput (the sale is throttled, not broken)."""
 
-    def __init__(self, stream: str, failed: int, error_codes: list[str], resent: int = 0) -> None:
+    def __init__(
+        self, stream: str, failed: int, error_codes: list[str], resent: int = 0, *, throughput: bool = False
+    ) -> None:
         self.stream = stream
         self.failed = failed
         self.error_codes = error_codes
         self.resent = resent
+        self.throughput = throughput
         super().__init__(f"{failed} record(s) not accepted by Firehose stream {stream!r}: {sorted(set(error_codes))}")
 
 
 class WriteIncomplete(RuntimeError):
-    """DynamoDB still returned these writes as ``UnprocessedItems`` after the bounded resends."""
+    """DynamoDB still returned these writes as ``UnprocessedItems`` after the resends the invocation's time
+    allowed (``UnprocessedItems`` is DynamoDB's throughput refusal: the sale is throttled, not broken)."""
+
+    throughput = True
 
     def __init__(self, table: str, failed: int, resent: int = 0) -> None:
         self.table = table

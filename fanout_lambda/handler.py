@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,15 +37,16 @@ from botocore.config import Config
 
 from pipeline_config import embedding_dimension
 
-from .adapters import DeadLetterQueue, FirehoseSender, SalesStore
+from .adapters import BufferQueue, DeadLetterQueue, FirehoseSender, SalesStore
 from .batch import BatchResult, Message, Outcome, SaleBatch
 from .claims import IDEMPOTENCY_WINDOW_SECONDS, IdempotencyRecords
 from .errors import InvalidSaleEvent
-from .settings import AWS_CALL_CONCURRENCY, FanoutSettings
+from .settings import AWS_CALL_CONCURRENCY, FanoutSettings, FlowControl
 from .validation import SaleValidator, validator
 
 __all__ = [
     "IDEMPOTENCY_WINDOW_SECONDS",
+    "BufferQueue",
     "FanoutService",
     "Message",
     "client_config",
@@ -107,9 +110,24 @@ class FanoutService:
         records: IdempotencyRecords,
         *,
         pool_size: int = AWS_CALL_CONCURRENCY,
+        buffer_queue: BufferQueue | None = None,
+        flow: FlowControl | None = None,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self.executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="fanout-aws")
-        self.batch = SaleBatch(validator, store, sender, dead_letters, records, executor=self.executor)
+        self.flow = flow or FlowControl.from_declarations()
+        self.batch = SaleBatch(
+            validator,
+            store,
+            sender,
+            dead_letters,
+            records,
+            executor=self.executor,
+            margin_seconds=self.flow.margin_seconds,
+        )
+        #: Where throttled messages are backed off (queue trigger with BUFFER_QUEUE_URL); None: not at all.
+        self.buffer_queue = buffer_queue
+        self.draw = draw
 
     @classmethod
     def build(
@@ -123,13 +141,15 @@ class FanoutService:
         """Wire the service; a client left as ``None`` is created from the environment, sized for the pool."""
         config = client_config(settings.aws_call_concurrency)
         dynamodb = dynamodb or boto3.client("dynamodb", config=config)
+        sqs = sqs or boto3.client("sqs", config=config)
         return cls(
             validator=validator(settings.embedding_dimension),
             store=SalesStore(dynamodb, settings.sales_table_name),
-            sender=FirehoseSender(firehose or boto3.client("firehose", config=config), settings.delivery_stream_name),
-            dead_letters=DeadLetterQueue(sqs or boto3.client("sqs", config=config), settings.dead_letter_queue_url),
+            sender=FirehoseSender(firehose or boto3.client("firehose", config=config), settings.delivery_stream_names),
+            dead_letters=DeadLetterQueue(sqs, settings.dead_letter_queue_url),
             records=IdempotencyRecords(dynamodb, settings.idempotency_table_name),
             pool_size=settings.aws_call_concurrency,
+            buffer_queue=BufferQueue(sqs, settings.buffer_queue_url) if settings.buffer_queue_url else None,
         )
 
     def close(self) -> None:
@@ -154,17 +174,41 @@ class FanoutService:
         return {"outcome": outcome.kind, "eventId": sale.event_id, "saleId": sale.sale_id}
 
     def handle_batch(self, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
-        """Process an SQS batch (queue mode); return the partial batch response."""
+        """Process an SQS batch (queue mode); return the partial batch response. A message throttled past the
+        invocation's time is listed too, and made visible again after its own backoff (:meth:`_back_off`)."""
         messages = [Message.from_sqs_record(record) for record in event["Records"]]
         result = self.process(messages, context, queue=True)
         failures: list[dict[str, str]] = []
         listed: set[str] = set()
+        throttled: list[Message] = []
         for outcome in result.outcomes:
             message_id = outcome.message.message_id or ""
             if outcome.retry and message_id not in listed:
                 listed.add(message_id)
                 failures.append({"itemIdentifier": message_id})
+                if outcome.throttled and outcome.message.receipt_handle:
+                    throttled.append(outcome.message)
+        if throttled:
+            self._back_off(throttled)
         return {"batchItemFailures": failures}
+
+    def _back_off(self, throttled: list[Message]) -> None:
+        """Spread the throttled messages' next receives out: exponential in their receive count, with jitter."""
+        metrics.add_metric(name="SalesThrottled", unit=MetricUnit.Count, value=len(throttled))
+        if self.buffer_queue is None:
+            return
+        entries = [
+            (str(m.receipt_handle), self.flow.visibility_seconds(m.receive_count, self.draw())) for m in throttled
+        ]
+        report = self.buffer_queue.back_off(entries)
+        logger.info(
+            "throttled messages backed off",
+            extra={
+                "messages": len(entries),
+                "visibility_seconds": sorted({seconds for _, seconds in entries}),
+                "not_changed": len(report.failed),
+            },
+        )
 
     def process(self, messages: list[Message], context: LambdaContext | None, *, queue: bool) -> BatchResult:
         """Run ``messages`` through the batch; log and count every outcome."""

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pipeline_config
 from pipeline_config import ConfigurationError, embedding_dimension, sold_date_years
 
 #: The environment variable names Terraform, the local runtime and the tests set. Declared here only.
@@ -13,6 +14,8 @@ SALES_TABLE_NAME = "SALES_TABLE_NAME"
 IDEMPOTENCY_TABLE_NAME = "IDEMPOTENCY_TABLE_NAME"
 DELIVERY_STREAM_NAME = "DELIVERY_STREAM_NAME"
 DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+#: Optional (queue trigger): the buffer queue, whose throttled messages the fan-out backs off (their visibility).
+BUFFER_QUEUE_URL = "BUFFER_QUEUE_URL"
 
 #: Optional: the tenants Athena's enum projection lists (Terraform's tenant_ids, comma-separated). Unset or
 #: empty: every tenant is accepted (the projection is injected and shows any tenant).
@@ -22,12 +25,44 @@ TENANT_IDS = "TENANT_IDS"
 SOLD_DATE_YEARS = "SOLD_DATE_YEARS"
 
 REQUIRED_VARIABLES = (SALES_TABLE_NAME, IDEMPOTENCY_TABLE_NAME, DELIVERY_STREAM_NAME, DEAD_LETTER_QUEUE_URL)
-OPTIONAL_VARIABLES = (TENANT_IDS, SOLD_DATE_YEARS)
+OPTIONAL_VARIABLES = (TENANT_IDS, SOLD_DATE_YEARS, BUFFER_QUEUE_URL)
 
 #: AWS calls a batch runs at once: the worker threads of the fan-out's pool and the HTTP connections of each
 #: boto3 client (botocore's default pool of 10 would queue the rest). A batch of 500 sales makes ~540 calls,
 #: ~500 of them the per-sale idempotency claims: 32 at a time is ~16 round trips instead of 500.
 AWS_CALL_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class FlowControl:
+    """How long an invocation resends throughput refusals, and how throttled messages back off (pipeline.json)."""
+
+    #: Time left at the end of an invocation to release claims and answer (``fanout_flow_control_margin_seconds``).
+    margin_seconds: float
+    #: The visibility backoff of a throttled message on its n-th receive: d/2 + random(0, d/2) seconds,
+    #: d = min(max_seconds, base_seconds x 2^(n-1)) (``buffer_queue.throttle_backoff_*``).
+    base_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def from_declarations(cls) -> FlowControl:
+        """Read the values from ``pipeline_config/pipeline.json``."""
+        declared = pipeline_config.load()
+        queue = declared["buffer_queue"]
+        return cls(
+            margin_seconds=float(declared["fanout_flow_control_margin_seconds"]),
+            base_seconds=float(queue["throttle_backoff_base_seconds"]),
+            max_seconds=float(queue["throttle_backoff_max_seconds"]),
+        )
+
+    def visibility_seconds(self, receive_count: int, draw: float) -> int:
+        """The visibility timeout for a message throttled on its ``receive_count``-th receive; ``draw`` in [0, 1)."""
+        ceiling = min(self.max_seconds, self.base_seconds * (1 << min(30, max(0, receive_count - 1))))
+        return min(SQS_MAX_VISIBILITY_SECONDS, round(ceiling / 2 + draw * ceiling / 2))
+
+
+#: SQS's longest visibility timeout, 12 hours (Amazon SQS Developer Guide, "Amazon SQS visibility timeout").
+SQS_MAX_VISIBILITY_SECONDS = 43_200
 
 
 @dataclass(frozen=True)
@@ -41,6 +76,13 @@ class FanoutSettings:
     embedding_dimension: int
     #: Not an environment variable (the deployed environment stays as it is): a named constant.
     aws_call_concurrency: int = AWS_CALL_CONCURRENCY
+    #: The buffer queue (queue trigger); None: throttled messages come back after the queue's own visibility.
+    buffer_queue_url: str | None = None
+
+    @property
+    def delivery_stream_names(self) -> tuple[str, ...]:
+        """Every stream of the stack: ``DELIVERY_STREAM_NAME`` is one name or a comma-separated list."""
+        return tuple(name.strip() for name in self.delivery_stream_name.split(",") if name.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FanoutSettings:
@@ -55,6 +97,7 @@ class FanoutSettings:
             delivery_stream_name=env[DELIVERY_STREAM_NAME].strip(),
             dead_letter_queue_url=env[DEAD_LETTER_QUEUE_URL].strip(),
             embedding_dimension=embedding_dimension(env),
+            buffer_queue_url=env.get(BUFFER_QUEUE_URL, "").strip() or None,
         )
 
 

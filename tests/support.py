@@ -171,3 +171,35 @@ def read_record(data: bytes) -> dict[str, Any]:
 def float32(values: list[float]) -> list[float]:
     """``values`` at the lake's precision (float32), as Python floats."""
     return array("f", values).tolist()
+
+
+class FakeTime:
+    """A clock that moves only when slept on: a backoff that waits on it costs no wall time, and a throttle that
+    never ends meets the invocation's deadline after as many resends as the deadline allows."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def waiting_on(time: FakeTime, *backoffs: Any) -> FakeTime:
+    """Make each backoff wait on ``time`` with its largest delay (no jitter: the attempts are countable)."""
+    for backoff in backoffs:
+        backoff.sleep, backoff.clock, backoff.jitter = time.sleep, time.clock, lambda _low, high: high
+    return time
+
+
+def attempts_within(budget_seconds: float, backoff: Any) -> int:
+    """How many attempts a throttle that never ends gets from ``backoff`` (no jitter) within the budget."""
+    attempts, spent = 1, 0.0
+    while True:
+        delay = min(backoff.max_delay, backoff.base_delay * 2 ** (attempts - 1))
+        if spent + delay > budget_seconds:
+            return attempts
+        spent += delay
+        attempts += 1

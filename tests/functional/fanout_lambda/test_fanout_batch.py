@@ -33,11 +33,14 @@ from tests.support import (
     SALES_TABLE,
     STREAM,
     FakeLambdaContext,
+    FakeTime,
     RecordingFirehose,
+    attempts_within,
     load_event,
     read_record,
     redelivery,
     sqs_event,
+    waiting_on,
 )
 
 CONTEXT = FakeLambdaContext()
@@ -134,12 +137,17 @@ def _configure(aws: dict[str, Any], firehose: Any = None, dynamodb: Any = None, 
         firehose=firehose if firehose is not None else RecordingFirehose(),
         sqs=sqs or session.client("sqs"),
     )
-    # No real waiting between resends in tests (the backoff itself is unit-tested).
-    service.batch.sender.backoff.sleep = lambda _seconds: None
-    service.batch.store.writer.backoff.sleep = lambda _seconds: None
-    service.batch.records.writer.backoff.sleep = lambda _seconds: None
-    service.batch.dead_letters.backoff.sleep = lambda _seconds: None
+    # No real waiting between resends in tests (the backoff itself is unit-tested): they wait on a fake clock, so
+    # a throttle that never ends meets the invocation's deadline (CONTEXT's remaining time less the margin).
+    batch = service.batch
+    waiting_on(FakeTime(), batch.sender.backoff, batch.store.writer.backoff, batch.records.writer.backoff)
+    batch.dead_letters.backoff.sleep = lambda _seconds: None
     return service
+
+
+def _budget_attempts(service: Any, backoff: Any) -> int:
+    """The attempts a refusal that never ends gets within the invocation's time (CONTEXT's, less the margin)."""
+    return attempts_within(CONTEXT.get_remaining_time_in_millis() / 1000 - service.batch.margin_seconds, backoff)
 
 
 def _sales_in_dynamodb(aws: dict[str, Any]) -> Counter[str]:
@@ -335,9 +343,9 @@ def test_items_unprocessed_after_every_resend_fail_only_their_sales_and_the_rede
     # WHEN the batch runs
     response = fanout.lambda_handler(batch, CONTEXT)
 
-    # THEN only sale 2 is listed, after the bounded resends, and no Firehose record went out for it
+    # THEN only sale 2 is listed, after the resends the invocation's time allowed, and no Firehose record for it
     assert _listed(response) == ["m2"]
-    assert dynamodb.batch_calls == service.batch.store.writer.backoff.max_attempts
+    assert dynamodb.batch_calls == _budget_attempts(service, service.batch.store.writer.backoff)
     assert sale_of(2) not in _sales_in_firehose(firehose)
 
     # WHEN DynamoDB recovers and SQS redelivers exactly m2, THEN it completes
@@ -362,7 +370,7 @@ def test_write_incomplete_names_the_table(aws: dict[str, Any]) -> None:
 
 def test_firehose_entries_failing_every_resend_fail_only_their_sales(aws: dict[str, Any]) -> None:
     # GIVEN Firehose rejects entries 1 and 3 of the first call, and entry 0 of every resend (that is sale 2)
-    firehose = RecordingFirehose(fail_entries={1: {1, 3}, **{n: {0} for n in range(2, 10)}})
+    firehose = RecordingFirehose(fail_entries={1: {1, 3}, **{n: {0} for n in range(2, 1000)}})
     service = _configure(aws, firehose=firehose)
     batch = sqs_event([(f"m{n}", sale_event(n)) for n in range(1, 6)])
 
@@ -370,7 +378,7 @@ def test_firehose_entries_failing_every_resend_fail_only_their_sales(aws: dict[s
 
     # THEN sale 4 got through on the first resend; sale 2 never did and is the only one listed
     assert _listed(response) == ["m2"]
-    assert len(firehose.calls) == service.batch.sender.backoff.max_attempts
+    assert len(firehose.calls) == _budget_attempts(service, service.batch.sender.backoff)
     assert sale_of(4) in _sales_in_firehose(firehose)
     # its claim was released, so the redelivery processes it (its item is rewritten, not doubled)
     _recover(firehose)
@@ -378,20 +386,19 @@ def test_firehose_entries_failing_every_resend_fail_only_their_sales(aws: dict[s
     _exactly_once(aws, firehose, [1, 2, 3, 4, 5])
 
 
-def test_firehose_whole_call_throttle_fails_only_the_records_it_carried(
+def test_firehose_whole_call_failure_fails_only_the_records_it_carried(
     aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN the first call rejects entries 0 and 2, and the resend of those two is throttled as a whole
-    throttle = ClientError(
-        {"Error": {"Code": "ServiceUnavailableException", "Message": "Slow down."}}, "PutRecordBatch"
-    )
-    firehose = RecordingFirehose(fail_entries={1: {0, 2}}, raise_on={2}, error=throttle)
+    # GIVEN the first call rejects entries 0 and 2, and the resend of those two fails as a whole, not for
+    # throughput (a throttled call is resent in place: see the flow-control tests)
+    failure = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "Not allowed."}}, "PutRecordBatch")
+    firehose = RecordingFirehose(fail_entries={1: {0, 2}}, raise_on={2}, error=failure)
     _configure(aws, firehose=firehose)
     batch = sqs_event([(f"m{n}", sale_event(n)) for n in range(1, 5)])
 
     response = fanout.lambda_handler(batch, CONTEXT)
 
-    # THEN exactly the two sales of the throttled call are listed
+    # THEN exactly the two sales of the failed call are listed
     assert _listed(response) == ["m1", "m3"]
     metrics = _metrics(capsys)
     assert metrics["SalesProcessed"] == [2.0]
@@ -409,7 +416,7 @@ def test_firehose_throttling_the_whole_batch_lists_every_sale_and_the_redelivery
     throttle = ClientError(
         {"Error": {"Code": "ServiceUnavailableException", "Message": "Slow down."}}, "PutRecordBatch"
     )
-    firehose = RecordingFirehose(raise_on={1}, error=throttle)
+    firehose = RecordingFirehose(raise_on=set(range(1, 1000)), error=throttle)  # past the invocation's time
     _configure(aws, firehose=firehose)
     batch = sqs_event([(f"m{n}", sale_event(n)) for n in range(1, 4)] + [("bad", load_event("negative_price"))])
 
@@ -468,7 +475,7 @@ def test_copies_inside_a_batch_follow_a_failed_first_copy_and_the_sale_is_never_
     throttle = ClientError(
         {"Error": {"Code": "ServiceUnavailableException", "Message": "Slow down."}}, "PutRecordBatch"
     )
-    firehose = RecordingFirehose(raise_on={1}, error=throttle)
+    firehose = RecordingFirehose(raise_on=set(range(1, 1000)), error=throttle)  # past the invocation's time
     _configure(aws, firehose=firehose)
     batch = sqs_event([("m1", sale_event(1)), ("m1-again", sale_event(1)), ("m1-new-id", sale_event(1, event_id="r"))])
 
@@ -574,13 +581,14 @@ def test_an_empty_or_foreign_records_list_is_not_mistaken_for_a_batch(aws: dict[
 
 
 def test_delivery_incomplete_is_what_a_sale_failed_by_firehose_entries_carries(aws: dict[str, Any]) -> None:
-    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 10)})
+    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 1000)})
     service = _configure(aws, firehose=firehose)
     result = service.batch.process([fanout.Message("m1", sale_event(1))], 60_000)
     (outcome,) = result.outcomes
     assert outcome.kind == "failed"
     assert isinstance(outcome.error, DeliveryIncomplete)
-    assert result.firehose_resends == service.batch.sender.backoff.max_attempts - 1
+    assert result.firehose_resends == _budget_attempts(service, service.batch.sender.backoff) - 1
+    assert outcome.throttled  # refused for throughput only: listed and backed off, never parked
 
 
 class FailingIdempotencyWrites:
@@ -687,3 +695,54 @@ def test_a_finished_batch_is_freed_at_once_even_when_its_events_were_rejected_or
         assert [ref() for ref in outcomes] == [None, None, None]
     finally:
         gc.enable()
+
+
+class RecordingVisibility:
+    """The buffer queue's ChangeMessageVisibilityBatch, recorded."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:  # noqa: N803
+        self.entries += Entries
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_sales_throttled_past_the_invocation_are_listed_and_their_messages_backed_off_by_receive_count(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN Firehose refuses everything for throughput for longer than the invocation has, and the buffer queue
+    throttle = ClientError(
+        {"Error": {"Code": "ServiceUnavailableException", "Message": "Slow down."}}, "PutRecordBatch"
+    )
+    firehose = RecordingFirehose(raise_on=set(range(1, 1000)), error=throttle)
+    service = _configure(aws, firehose=firehose)
+    visibility = RecordingVisibility()
+    service.buffer_queue, service.draw = fanout.BufferQueue(visibility, "https://sqs/buffer"), lambda: 0.0
+    # two messages on their 1st receive, one on its 4th, and an invalid event
+    batch = sqs_event([("m1", sale_event(1)), ("m2", sale_event(2)), ("bad", load_event("negative_price"))])
+    batch["Records"] += sqs_event([("m3", sale_event(3))], receive_count=4)["Records"]
+
+    response = fanout.lambda_handler(batch, CONTEXT)
+
+    # THEN the three sales are listed (never parked), the invalid event went to the DLQ, and each throttled
+    # message is made visible again after its own backoff: 15 s on the 1st receive, 120 s on the 4th
+    assert _listed(response) == ["m1", "m2", "m3"]
+    assert len(_dlq_messages(aws)) == 1
+    handles = {r["messageId"]: r["receiptHandle"] for r in batch["Records"]}
+    assert {e["ReceiptHandle"]: e["VisibilityTimeout"] for e in visibility.entries} == {
+        handles["m1"]: 15,
+        handles["m2"]: 15,
+        handles["m3"]: 120,
+    }
+    assert _metrics(capsys)["SalesThrottled"] == [3.0]
+
+
+def test_a_sale_failed_for_another_reason_is_listed_but_not_backed_off(aws: dict[str, Any]) -> None:
+    failure = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutRecordBatch")
+    service = _configure(aws, firehose=RecordingFirehose(raise_on={1}, error=failure))
+    visibility = RecordingVisibility()
+    service.buffer_queue = fanout.BufferQueue(visibility, "https://sqs/buffer")
+    response = fanout.lambda_handler(sqs_event([("m1", sale_event(1))]), CONTEXT)
+    assert _listed(response) == ["m1"]
+    assert visibility.entries == []  # back after the queue's own visibility timeout; past the budget, the DLQ

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from fanout_lambda.adapters import BatchWriter, DeadLetter, DeadLetterQueue, FirehoseSender
+from fanout_lambda.adapters import BatchWriter, BufferQueue, DeadLetter, DeadLetterQueue, FirehoseSender, stream_index
 from fanout_lambda.errors import DeadLetterNotSent, DeadLetterTooLarge, WriteIncomplete
-from tests.support import RecordingFirehose
+from fanout_lambda.flow_control import is_throughput
+from tests.support import FakeTime, RecordingFirehose, attempts_within, waiting_on
 
 THROTTLED = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "Call")
+#: A refusal that is not about throughput: never resent in place.
+DENIED = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "Call")
 
 
 @pytest.fixture
@@ -24,7 +27,10 @@ def pool() -> Any:
 class FakeDynamoDB:
     """BatchWriteItem that raises for chunks holding a chosen key and leaves chosen keys unprocessed."""
 
-    def __init__(self, raise_for: set[str] | None = None, unprocessed: set[str] | None = None) -> None:
+    def __init__(
+        self, raise_for: set[str] | None = None, unprocessed: set[str] | None = None, error: Exception = DENIED
+    ) -> None:
+        self.error = error
         self.raise_for = raise_for or set()
         self.unprocessed = unprocessed or set()
         self.calls: list[list[str]] = []
@@ -34,7 +40,7 @@ class FakeDynamoDB:
         keys = [r["PutRequest"]["Item"]["id"]["S"] for r in requests]
         self.calls.append(keys)
         if self.raise_for & set(keys):
-            raise THROTTLED
+            raise self.error
         held = [r for r, k in zip(requests, keys, strict=True) if k in self.unprocessed]
         return {"UnprocessedItems": {table: held} if held else {}}
 
@@ -49,7 +55,7 @@ def test_batch_writer_sends_25_a_call_and_a_failed_call_fails_only_its_requests(
 
     assert sorted(len(call) for call in client.calls) == [10, 25, 25]
     assert sorted(report.failed) == list(range(25, 50))
-    assert all(error is THROTTLED for error in report.failed.values())
+    assert all(error is DENIED for error in report.failed.values())
     assert report.calls == 3
 
 
@@ -67,7 +73,7 @@ def test_batch_writer_resends_only_unprocessed_items_then_gives_up_naming_the_ta
 
 
 def test_firehose_submit_maps_failures_back_to_positions_across_chunks(pool: Any) -> None:
-    firehose = RecordingFirehose(raise_on={2}, error=THROTTLED)
+    firehose = RecordingFirehose(raise_on={2}, error=DENIED)
     records = [f"r{i}".encode() for i in range(1200)]
 
     report = FirehoseSender(firehose, "s").submit(records, pool).result()
@@ -135,3 +141,94 @@ def test_a_letter_too_large_even_compressed_fails_alone(pool: Any) -> None:
 
     assert isinstance(report.failed[0], DeadLetterTooLarge)
     assert list(report.ids) == [1]
+
+
+# -- flow control: throughput refusals are resent until the invocation's deadline ---------------------------------
+
+
+def test_batch_writer_resends_a_throttled_call_until_the_deadline_then_reports_it_throttled(pool: Any) -> None:
+    # GIVEN DynamoDB throttles every call carrying k3, and 5 s of the invocation left for resends
+    client = FakeDynamoDB(raise_for={"k3"}, error=THROTTLED)
+    writer = BatchWriter(client, "sales", ("id",))
+    time = waiting_on(FakeTime(), writer.backoff)
+    writer.backoff.start(5.0)
+
+    report = writer.submit(_puts(5), pool).result()
+
+    # THEN it was resent past max_attempts, as long as the deadline allowed, and failed as a throughput refusal
+    assert len(client.calls) == attempts_within(5.0, writer.backoff) > writer.backoff.max_attempts
+    assert time.now <= 5.0
+    assert sorted(report.failed) == [0, 1, 2, 3, 4]
+    assert all(is_throughput(error) for error in report.failed.values())
+
+
+def test_a_refusal_that_is_not_throughput_is_not_resent(pool: Any) -> None:
+    client = FakeDynamoDB(raise_for={"k3"}, error=DENIED)
+    writer = BatchWriter(client, "sales", ("id",))
+    waiting_on(FakeTime(), writer.backoff)
+    writer.backoff.start(5.0)
+    report = writer.submit(_puts(5), pool).result()
+    assert len(client.calls) == 1
+    assert not any(is_throughput(error) for error in report.failed.values())
+
+
+class StreamThrottlingFirehose:
+    """PutRecordBatch that throttles every entry sent to ``throttled`` streams; records which stream got what."""
+
+    def __init__(self, throttled: set[str]) -> None:
+        self.throttled = throttled
+        self.accepted: dict[str, list[bytes]] = {}
+        self.calls: list[str] = []
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:  # noqa: N803
+        self.calls.append(DeliveryStreamName)
+        if DeliveryStreamName in self.throttled:
+            answers = [{"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."} for _ in Records]
+            return {"FailedPutCount": len(Records), "RequestResponses": answers}
+        self.accepted.setdefault(DeliveryStreamName, []).extend(r["Data"] for r in Records)
+        return {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "x"} for _ in Records]}
+
+
+def test_records_spread_over_the_streams_by_sale_id_and_a_redelivery_starts_on_the_same_stream(pool: Any) -> None:
+    firehose = StreamThrottlingFirehose(throttled=set())
+    sender = FirehoseSender(firehose, "a,b,c")
+    keys = [f"sale-{n}" for n in range(60)]
+    sender.submit([k.encode() for k in keys], pool, keys).result()
+    # THEN each record went to its sale's stream, and the three streams each got a share
+    for name, records in firehose.accepted.items():
+        assert {sender.stream_names[stream_index(r.decode(), 3)] for r in records} == {name}
+    assert len(firehose.accepted) == 3
+
+
+def test_a_throttled_record_moves_to_the_next_stream(pool: Any) -> None:
+    # GIVEN stream "a" refuses everything for throughput
+    firehose = StreamThrottlingFirehose(throttled={"a"})
+    sender = FirehoseSender(firehose, ["a", "b"])
+    waiting_on(FakeTime(), sender.backoff)
+    sender.backoff.start(5.0)
+    keys = [f"sale-{n}" for n in range(40)]
+    homed_on_a = [k for k in keys if stream_index(k, 2) == 0]
+    assert homed_on_a  # the sample has sales whose first stream is "a"
+
+    report = sender.submit([k.encode() for k in keys], pool, keys).result()
+
+    # THEN nothing failed: what "a" refused went to "b" on its resend
+    assert report.failed == {}
+    assert sorted(firehose.accepted["b"]) == sorted(k.encode() for k in keys)
+    assert report.resent == len(homed_on_a)
+
+
+def test_the_buffer_queue_backs_off_throttled_messages_ten_a_call_and_reports_refused_entries() -> None:
+    class FakeSqs:
+        def __init__(self) -> None:
+            self.calls: list[list[dict[str, Any]]] = []
+
+        def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:  # noqa: N803
+            self.calls.append(Entries)
+            return {"Successful": [], "Failed": [{"Id": Entries[0]["Id"], "Code": "ReceiptHandleIsInvalid"}]}
+
+    sqs = FakeSqs()
+    report = BufferQueue(sqs, "https://sqs/q").back_off([(f"h{n}", 30 + n) for n in range(23)])
+    assert [len(call) for call in sqs.calls] == [10, 10, 3]
+    assert sqs.calls[2][0] == {"Id": "20", "ReceiptHandle": "h20", "VisibilityTimeout": 50}
+    assert sorted(report.failed) == [0, 10, 20]

@@ -16,24 +16,34 @@ from fanout_lambda import handler as fanout
 from fanout_lambda.errors import DeliveryIncomplete
 from fanout_lambda.sale import TTL_SECONDS, embedding_shard, sale_id, unpack_embedding
 from fanout_lambda.settings import FanoutSettings
-from tests.support import SALES_TABLE, FakeLambdaContext, RecordingFirehose, float32, load_event, read_record
+from tests.support import (
+    SALES_TABLE,
+    FakeLambdaContext,
+    FakeTime,
+    RecordingFirehose,
+    attempts_within,
+    float32,
+    load_event,
+    read_record,
+    waiting_on,
+)
 
 CONTEXT = FakeLambdaContext()
 
 
 class FlakySalesTable:
-    """Wraps the moto DynamoDB client; the first ``failures`` puts to the sales table raise a throttle."""
+    """Wraps the moto DynamoDB client; the first ``failures`` puts to the sales table raise ``code`` (a throttle
+    by default)."""
 
-    def __init__(self, client: Any, failures: int) -> None:
+    def __init__(self, client: Any, failures: int, code: str = "ProvisionedThroughputExceededException") -> None:
         self._client = client
         self.failures = failures
+        self.code = code
 
     def put_item(self, **kwargs: Any) -> Any:
         if kwargs["TableName"] == SALES_TABLE and self.failures > 0:
             self.failures -= 1
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}, "PutItem"
-            )
+            raise ClientError({"Error": {"Code": self.code, "Message": "refused"}}, "PutItem")
         return self._client.put_item(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -42,11 +52,21 @@ class FlakySalesTable:
 
 def _configure(aws: dict[str, Any], firehose: Any = None, dynamodb: Any = None) -> Any:
     session = aws["session"]
-    return fanout.configure(
+    service = fanout.configure(
         dynamodb=dynamodb or session.client("dynamodb"),
         firehose=firehose or session.client("firehose"),
         sqs=session.client("sqs"),
     )
+    # Resends wait on a fake clock: no wall time, and a refusal that never ends meets the invocation's deadline.
+    batch = service.batch
+    waiting_on(FakeTime(), batch.sender.backoff, batch.store.writer.backoff, batch.records.writer.backoff)
+    return service
+
+
+#: The attempts a refusal that never ends gets within CONTEXT's remaining time, less the flow-control margin.
+def _budget_attempts(service: Any) -> int:
+    budget = CONTEXT.get_remaining_time_in_millis() / 1000 - service.batch.margin_seconds
+    return attempts_within(budget, service.batch.sender.backoff)
 
 
 def _sales_items(aws: dict[str, Any]) -> list[dict[str, Any]]:
@@ -197,15 +217,27 @@ def test_embedding_of_the_wrong_dimension_is_rejected(aws: dict[str, Any]) -> No
     assert firehose.calls == []
 
 
-def test_dynamodb_failure_raises_and_the_retry_forwards_the_sale_once(aws: dict[str, Any]) -> None:
-    # GIVEN the sales table throttles the first write
+def test_a_dynamodb_throttle_is_resent_within_the_invocation(aws: dict[str, Any]) -> None:
+    # GIVEN the sales table throttles the first two writes (flow control: resent while the invocation has time)
     firehose = RecordingFirehose()
-    dynamodb = FlakySalesTable(aws["session"].client("dynamodb"), failures=1)
+    dynamodb = FlakySalesTable(aws["session"].client("dynamodb"), failures=2)
+    _configure(aws, firehose=firehose, dynamodb=dynamodb)
+    # WHEN the handler runs once, THEN the sale is processed in that invocation, written and forwarded once
+    assert fanout.lambda_handler(load_event("product_sold"), CONTEXT)["outcome"] == "processed"
+    assert dynamodb.failures == 0
+    assert len(_sales_items(aws)) == 1
+    assert len(firehose.delivered) == 1
+
+
+def test_dynamodb_failure_raises_and_the_retry_forwards_the_sale_once(aws: dict[str, Any]) -> None:
+    # GIVEN the sales table refuses the first write for a reason that is not throughput (not resent in place)
+    firehose = RecordingFirehose()
+    dynamodb = FlakySalesTable(aws["session"].client("dynamodb"), failures=1, code="AccessDeniedException")
     _configure(aws, firehose=firehose, dynamodb=dynamodb)
     event = load_event("product_sold")
 
     # WHEN the first attempt fails, THEN the handler raises so Lambda retries, and nothing was forwarded
-    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+    with pytest.raises(ClientError, match="AccessDenied"):
         fanout.lambda_handler(event, CONTEXT)
     assert firehose.calls == []
     assert _sales_items(aws) == []
@@ -216,13 +248,23 @@ def test_dynamodb_failure_raises_and_the_retry_forwards_the_sale_once(aws: dict[
     assert len(firehose.delivered) == 1
 
 
-def test_firehose_failure_raises_and_the_retry_forwards_the_sale(aws: dict[str, Any]) -> None:
-    # GIVEN Firehose rejects the whole first call
+def test_a_firehose_throttle_is_resent_within_the_invocation(aws: dict[str, Any]) -> None:
+    # GIVEN Firehose refuses the whole first call for throughput
     error = ClientError({"Error": {"Code": "ServiceUnavailableException", "Message": "down"}}, "PutRecordBatch")
     firehose = RecordingFirehose(raise_on={1}, error=error)
     _configure(aws, firehose=firehose)
+    # WHEN the handler runs once, THEN the call is resent and the sale processed in that invocation
+    assert fanout.lambda_handler(load_event("product_sold"), CONTEXT)["outcome"] == "processed"
+    assert len(firehose.calls) == 2 and len(firehose.delivered) == 1
 
-    with pytest.raises(ClientError, match="ServiceUnavailable"):
+
+def test_firehose_failure_raises_and_the_retry_forwards_the_sale(aws: dict[str, Any]) -> None:
+    # GIVEN Firehose rejects the whole first call for a reason that is not throughput
+    error = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutRecordBatch")
+    firehose = RecordingFirehose(raise_on={1}, error=error)
+    _configure(aws, firehose=firehose)
+
+    with pytest.raises(ClientError, match="AccessDenied"):
         fanout.lambda_handler(load_event("product_sold"), CONTEXT)
 
     # THEN the retry is not a duplicate: it forwards the sale; the item is rewritten, not doubled
@@ -232,13 +274,12 @@ def test_firehose_failure_raises_and_the_retry_forwards_the_sale(aws: dict[str, 
 
 
 def test_firehose_entries_failing_every_resend_raise_delivery_incomplete(aws: dict[str, Any]) -> None:
-    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 10)})
+    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 1000)})
     service = _configure(aws, firehose=firehose)
-    service.batch.sender.backoff.sleep = lambda _seconds: None
 
     with pytest.raises(DeliveryIncomplete, match="ServiceUnavailableException"):
         fanout.lambda_handler(load_event("product_sold"), CONTEXT)
-    assert len(firehose.calls) == service.batch.sender.backoff.max_attempts
+    assert len(firehose.calls) == _budget_attempts(service)
 
     # the idempotency record was released: a later retry goes through
     firehose.fail_entries = {}
@@ -248,8 +289,7 @@ def test_firehose_entries_failing_every_resend_raise_delivery_incomplete(aws: di
 
 def test_partial_firehose_failure_is_resent_and_the_event_succeeds(aws: dict[str, Any]) -> None:
     firehose = RecordingFirehose(fail_entries={1: {0}})
-    service = _configure(aws, firehose=firehose)
-    service.batch.sender.backoff.sleep = lambda _seconds: None
+    _configure(aws, firehose=firehose)
 
     assert fanout.lambda_handler(load_event("product_sold"), CONTEXT)["outcome"] == "processed"
     assert len(firehose.calls) == 2
@@ -379,16 +419,15 @@ def test_sale_in_progress_elsewhere_raises_then_is_processed_after_its_record_ex
 def test_firehose_resends_are_counted_even_when_delivery_fails(
     aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 10)})
+    firehose = RecordingFirehose(fail_entries={n: {0} for n in range(1, 1000)})
     service = _configure(aws, firehose=firehose)
-    service.batch.sender.backoff.sleep = lambda _seconds: None
 
     with pytest.raises(DeliveryIncomplete):
         fanout.lambda_handler(load_event("product_sold"), CONTEXT)
 
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     values = {name: blob[name] for blob in emitted for name in ("FirehoseResends", "SalesFailed") if name in blob}
-    assert values == {"FirehoseResends": [float(service.batch.sender.backoff.max_attempts - 1)], "SalesFailed": [1.0]}
+    assert values == {"FirehoseResends": [float(_budget_attempts(service) - 1)], "SalesFailed": [1.0]}
 
 
 @pytest.mark.parametrize(
