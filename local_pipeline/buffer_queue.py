@@ -29,13 +29,14 @@ import heapq
 import itertools
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 import pipeline_config
+from local_pipeline.client_errors import client_error
 from local_pipeline.clock import SimulatedClock
 from local_pipeline.context import ACCOUNT_ID
 from local_pipeline.lambda_service import INVOCATION_PAYLOAD_LIMIT, InvocationTiming, LambdaFunction
@@ -51,6 +52,10 @@ __all__ = [
 ]
 
 _ENVELOPE_BYTES = len(orjson.dumps({"Records": []}))
+#: Entries per ChangeMessageVisibilityBatch call, and the longest visibility timeout: 10 and 12 hours (Amazon SQS
+#: API Reference, "ChangeMessageVisibilityBatch" and "ChangeMessageVisibility").
+SQS_BATCH_MAX_ENTRIES = 10
+SQS_MAX_VISIBILITY_SECONDS = 43_200
 _SENDER_ID = "AIDAIENQZJOLO23YVJ4VO"  # an IAM-user style sender id, as SQS reports for the rule's service role
 
 
@@ -108,6 +113,8 @@ class QueueStats:
     batches_closed_by: Counter[str] = field(default_factory=Counter)
     #: Deleted messages delivered again (injected sqs-redelivery).
     duplicate_deliveries: int = 0
+    #: Messages whose visibility the function changed (a throttled sale's backoff).
+    visibility_changes: int = 0
 
 
 @dataclass(order=True)
@@ -160,6 +167,8 @@ class BufferQueue:
         self._in_flight: list[_InFlight] = []
         self._opened_ms: int | None = None
         self._sequence = itertools.count()
+        #: The messages received and not yet done, by their current receipt handle.
+        self._by_handle: dict[str, Message] = {}
 
     # -- the queue -------------------------------------------------------------------------------------------
 
@@ -258,6 +267,7 @@ class BufferQueue:
         duration = self._timing.duration_ms(len(batch))
         self.stats.invocations += 1
         failed_ids = self._call(event, {m.message_id for m in batch}, duration)
+        duration = max(duration, self._function.last_duration_ms)  # waits for throughput included
         failed = [m for m in batch if m.message_id in failed_ids]
         for message in batch:
             if message.message_id not in failed_ids:
@@ -306,7 +316,9 @@ class BufferQueue:
             self.stats.redeliveries += 1
             if message.receive_count == 2:
                 self.stats.retried_messages += 1
+        self._by_handle.pop(message.receipt_handle, None)
         message.receipt_handle = uuid.uuid4().hex + uuid.uuid4().hex
+        self._by_handle[message.receipt_handle] = message
         message.visible_at_ms = now + self.settings.visibility_timeout_seconds * 1000
         self.stats.max_age_ms = max(self.stats.max_age_ms, now - message.sent_ms)
         return sqs_record(message, self._body(message), self.arn, self._region)
@@ -327,7 +339,33 @@ class BufferQueue:
             return ids
         return failures
 
+    def change_visibility(self, entries: Sequence[Mapping[str, Any]], now_ms: int) -> dict[str, Any]:
+        """ChangeMessageVisibilityBatch (at most 10 entries) from a function that received these messages: each
+        becomes visible again ``VisibilityTimeout`` seconds after ``now_ms`` (Amazon SQS API Reference,
+        "ChangeMessageVisibilityBatch"; the timeout is 0 to 43,200 s)."""
+        if not 1 <= len(entries) <= SQS_BATCH_MAX_ENTRIES:
+            raise client_error(
+                "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+                f"Maximum number of entries per request are {SQS_BATCH_MAX_ENTRIES}. You have sent {len(entries)}.",
+                "ChangeMessageVisibilityBatch",
+            )
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for entry in entries:
+            message = self._by_handle.get(str(entry["ReceiptHandle"]))
+            timeout = int(entry["VisibilityTimeout"])
+            if message is None:
+                failed.append({"Id": entry["Id"], "SenderFault": True, "Code": "ReceiptHandleIsInvalid"})
+            elif not 0 <= timeout <= SQS_MAX_VISIBILITY_SECONDS:
+                failed.append({"Id": entry["Id"], "SenderFault": True, "Code": "InvalidParameterValue"})
+            else:
+                message.visible_at_ms = now_ms + timeout * 1000
+                self.stats.visibility_changes += 1
+                successful.append({"Id": entry["Id"]})
+        return {"Successful": successful, "Failed": failed}
+
     def _done(self, message: Message) -> None:
+        self._by_handle.pop(message.receipt_handle, None)
         if self._on_done is not None:
             self._on_done(message)
 

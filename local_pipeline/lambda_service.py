@@ -85,8 +85,13 @@ class LambdaFunction:
         region: str = "us-east-1",
         metrics: MetricsRecorder | None = None,
         timeout_ms: int = 30_000,
+        waited_ms: Callable[[], int] | None = None,
     ) -> None:
         self.name = name
+        #: How long the last invocation waited beyond its modelled work (its resends' backoff), in simulated ms.
+        self._waited_ms = waited_ms
+        #: The last invocation's simulated duration, waits included.
+        self.last_duration_ms = 0
         self.arn = function_arn(name, region)
         self.region = region
         self._handler = handler
@@ -116,6 +121,11 @@ class LambdaFunction:
             raise
         finally:
             took = duration_ms if duration_ms is not None else (time.perf_counter() - started) * 1000
+            if self._waited_ms is not None:
+                # A throttled invocation's resends wait on the simulated clock: it lasts (and holds its
+                # concurrency slot) that much longer, never past its timeout.
+                took = min(took + self._waited_ms(), self._timeout_ms)
+            self.last_duration_ms = max(1, int(took))
             heapq.heappush(self._running, now + max(1, int(took)))
             self.invocations += 1
             self.errors += failed

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -128,9 +128,11 @@ class EmbeddedAws:
                 SPILL_OVER_ITEMS, self.names.sales_table, self.region, ACCOUNT_ID, self._spill_path()
             )
 
-    def stack_outputs(self, config: StreamConfig, *, trigger: str = "queue") -> dict[str, Any]:
+    def stack_outputs(
+        self, config: StreamConfig, *, trigger: str = "queue", stream_names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """This run's resources under the names ``terraform/outputs.tf`` gives them (:func:`.outputs.stack_outputs`)."""
-        return stack_outputs(self, config, trigger=trigger)
+        return stack_outputs(self, config, trigger=trigger, stream_names=stream_names)
 
     def spill_sales_items(self) -> int:
         """Move the sales table's items out of the embedded DynamoDB into a temporary JSONL file; return

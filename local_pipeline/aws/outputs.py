@@ -6,6 +6,7 @@ same shape (``outputs.json``), so the commands read a local run as they read a d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from local_pipeline.config import StreamConfig
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["stack_outputs"]
 
 
-def stack_outputs(aws: EmbeddedAws, config: StreamConfig, *, trigger: str = "queue") -> dict[str, Any]:
+def stack_outputs(
+    aws: EmbeddedAws, config: StreamConfig, *, trigger: str = "queue", stream_names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """``aws``'s resources under the names ``terraform/outputs.tf`` gives them (plus ``endpoint_url``).
 
     In-process moto is gone when the run ends, so ``endpoint_url`` is set only for a run against a server.
@@ -29,6 +32,7 @@ def stack_outputs(aws: EmbeddedAws, config: StreamConfig, *, trigger: str = "que
         "lake_table_location": f"s3://{names.lake_bucket}/{config.table_prefix}",
         "firehose_error_prefix": f"s3://{names.lake_bucket}/{config.error_output_prefix.split('!', 1)[0]}",
         "delivery_stream_name": config.stream_name,
+        "delivery_stream_names": list(stream_names or [config.stream_name]),
         "sales_table_name": names.sales_table,
         "idempotency_table_name": names.idempotency_table,
         "dead_letter_queue_url": aws.queue_url,

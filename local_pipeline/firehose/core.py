@@ -28,6 +28,9 @@ class StreamStats:
     max_delivery_latency_ms: int = 0
     incoming_records: int = 0
     incoming_bytes: int = 0
+    #: The simulated moments the stream accepted its last record and wrote its last lake row (0: none yet).
+    last_accepted_ms: int = 0
+    last_delivered_ms: int = 0
     invocations: int = 0
     invocation_errors: int = 0
     records_ok: int = 0

@@ -153,6 +153,8 @@ class StreamDelivery(StreamBase):
         if self._put_object(prefix, body, self.config.file_extension, records=converted.rows) is None:
             return
         self.stats.rows_delivered += converted.rows
+        if converted.rows:
+            self.stats.last_delivered_ms = max(self.stats.last_delivered_ms, self._clock.now_ms)
         self.stats.objects_written += 1
         origin = partition.oldest_origin_ms if partition.oldest_origin_ms is not None else oldest
         self.stats.max_delivery_latency_ms = max(self.stats.max_delivery_latency_ms, self._clock.now_ms - origin)

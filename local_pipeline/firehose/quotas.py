@@ -107,6 +107,8 @@ class QuotaLedger:
         #: Each calling thread's (invocation, ms waited) (see :meth:`wait`).
         self._waits = threading.local()
         self._invocation = 0
+        #: The longest any timeline of the current invocation waited (parallel chunks: the invocation's extra time).
+        self._longest_wait = 0
 
     def usage(self, now_ms: int) -> SecondUsage:
         """The quota usage of ``now_ms``'s second; callers that waited may be a few seconds ahead of the others."""
@@ -121,6 +123,11 @@ class QuotaLedger:
     def new_invocation(self) -> None:
         """A new invocation of the caller starts now: every thread's waits so far no longer count."""
         self._invocation += 1
+        self._longest_wait = 0
+
+    def longest_wait(self) -> int:
+        """The longest any timeline of the current invocation has waited, in ms."""
+        return self._longest_wait
 
     def new_timeline(self) -> None:
         """The calling thread starts afresh from the shared clock."""
@@ -132,6 +139,7 @@ class QuotaLedger:
         if invocation != self._invocation:
             waited = 0
         self._waits.state = (self._invocation, waited + max(0, ms))
+        self._longest_wait = max(self._longest_wait, waited + max(0, ms))
 
     def caller_now(self) -> int:
         """The calling thread's simulated now: the shared clock plus what it waited in this invocation."""

@@ -152,6 +152,8 @@ class LocalDeliveryStream(StreamProcessor):
         self.stats.put_requests += 1
         self.stats.incoming_records += accepted
         self.stats.incoming_bytes += accepted_bytes
+        if accepted:
+            self.stats.last_accepted_ms = max(self.stats.last_accepted_ms, now)
         self.stats.throttled_records += failed
         self._metric("IncomingPutRequests", 1, "Count")
         self._metric("IncomingRecords", accepted, "Count")
@@ -190,6 +192,22 @@ class LocalDeliveryStream(StreamProcessor):
         """
         with self._lock:
             self._quotas.wait(ms)
+
+    def caller_now_ms(self) -> int:
+        """The calling thread's simulated now: the shared clock plus what it waited in this invocation."""
+        with self._lock:
+            return self._quotas.caller_now()
+
+    def longest_wait_ms(self) -> int:
+        """How long the current invocation's longest timeline has waited on this stream's quotas (ms)."""
+        with self._lock:
+            return self._quotas.longest_wait()
+
+    def next_due_ms(self) -> int | None:
+        """The simulated moment of this stream's next buffer flush, or None."""
+        with self._lock:
+            due = self._next_due()
+        return None if due is None else due[0]
 
     def advance_to(self, now_ms: int) -> None:
         """Let simulated time pass: every buffer whose interval elapses by ``now_ms`` is flushed at that moment.

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, Any
 
 from fanout_lambda import dead_letter_body
 from local_pipeline.aws import EmbeddedAws
+from local_pipeline.buffer_queue import BufferQueue
 from local_pipeline.firehose import SimulatedClock
 from local_pipeline.metrics import MetricsRecorder
 
@@ -71,6 +73,16 @@ class MeteredSqs:
         self._aws = aws
         self._client = aws.client("sqs")
         self._gauge = gauge
+        #: The simulated buffer queue (queue trigger) and the caller's simulated now, once the run has wired them:
+        #: the fan-out backs throttled messages off on it (ChangeMessageVisibilityBatch).
+        self.buffer_queue: BufferQueue | None = None
+        self.now_ms: Callable[[], int] = lambda: 0
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> Any:
+        """ChangeMessageVisibilityBatch: on the simulated buffer queue when it names it, else the real client."""
+        if self.buffer_queue is not None and kwargs.get("QueueUrl") == self._aws.buffer_queue_url:
+            return self.buffer_queue.change_visibility(kwargs["Entries"], self.now_ms())
+        return self._client.change_message_visibility_batch(**kwargs)
 
     def send_message(self, **kwargs: Any) -> Any:
         """SendMessage, recorded once it succeeded."""

@@ -24,6 +24,8 @@ def finish(services: Services, summary: RunSummary, staged: Path) -> None:
     summary.stream = services.stream.stats
     summary.simulated_seconds = (services.clock.now_ms - (services.metrics.first_ms or services.clock.now_ms)) / 1000
     summary.firehose_requests_per_second_quota = services.stream.quota.requests_per_second
+    summary.firehose_streams = len(services.stream.names)
+    summary.firehose_bytes_per_second_quota = services.stream.quota.bytes_per_second
     summary.fanout_invocations = services.fanout.invocations
     summary.fanout_errors = services.fanout.errors
     emf: dict[str, float] = services.emf.totals if services.emf is not None else {}
@@ -62,7 +64,10 @@ def finish(services: Services, summary: RunSummary, staged: Path) -> None:
         else:
             summary.error_keys += 1
     summary.mirrored = aws.mirror(staged)
-    outputs.write(staged / OUTPUTS_FILE, aws.stack_outputs(config, trigger=services.trigger_name))
+    outputs.write(
+        staged / OUTPUTS_FILE,
+        aws.stack_outputs(config, trigger=services.trigger_name, stream_names=services.stream.names),
+    )
 
 
 def dashboards(config: StreamConfig, summary: RunSummary, lake_dir: Path, *, wanted: bool) -> list[QueryResult] | None:
@@ -84,7 +89,7 @@ def report(path: Path, services: Services, results: list[QueryResult] | None) ->
     """The operator's report, read back through the run's own clients: monitor verdicts, delivery, and the
     dashboards' ``results`` (None: not run, and the page says so)."""
     aws = services.aws
-    values = aws.stack_outputs(services.config, trigger=services.trigger_name)
+    values = aws.stack_outputs(services.config, trigger=services.trigger_name, stream_names=services.stream.names)
     write_report(
         path,
         cloudwatch=aws.client("cloudwatch"),

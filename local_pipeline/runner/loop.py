@@ -38,6 +38,7 @@ def simulate(
         for generated in events:
             if summary.events_total == 0:
                 clock.now_ms = generated.arrival_ms  # the clock starts with the burst
+                summary.first_event_ms = generated.arrival_ms
             _run_until(services, generated.arrival_ms)
             summary.events_total += 1
             if matches(pattern, generated.event):

@@ -24,6 +24,8 @@ DEFAULT_EVENTS = 3000
 _ENDPOINT_CHECK_SECONDS = 3.0
 
 Trigger = Literal["queue", "direct"]
+#: The most streams a run (and Terraform's firehose_stream_count) deploys.
+MAX_FIREHOSE_STREAMS = 50
 
 
 class RunError(RuntimeError):
@@ -46,6 +48,14 @@ class RunOptions:
     trigger: Trigger | None = None  # None: pipeline.json's fanout_trigger, as Terraform's default
     timing: InvocationTiming = field(default_factory=InvocationTiming)
     faults: FaultSpec = field(default_factory=FaultSpec)  # --faults: injected from the run's seed
+    firehose_streams: int | None = None  # None: pipeline.json's firehose.stream_count, as Terraform's default
+
+    def resolved_firehose_streams(self) -> int:
+        """How many Direct PUT streams this run deploys."""
+        count = self.firehose_streams or int(pipeline_config.load()["firehose"]["stream_count"])
+        if not 1 <= count <= MAX_FIREHOSE_STREAMS:
+            raise RunError(f"--firehose-streams must be from 1 to {MAX_FIREHOSE_STREAMS}, got {count}")
+        return count
 
     def resolved_trigger(self) -> Trigger:
         """The trigger this run uses."""

@@ -8,7 +8,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from fanout_lambda.adapters import FirehoseSender, Pending
-from local_pipeline.firehose import LocalDeliveryStream
+from local_pipeline.firehose.streams import DeliveryStreams
 
 __all__ = ["ChunksInTurn", "afresh", "seeded_jitter"]
 
@@ -32,14 +32,26 @@ class ChunksInTurn(FirehoseSender):
     """
 
     def __init__(
-        self, client: Any, stream_name: str, *, stream: LocalDeliveryStream, jitter: Callable[[float, float], float]
+        self,
+        client: Any,
+        stream_names: Sequence[str],
+        *,
+        stream: DeliveryStreams,
+        jitter: Callable[[float, float], float],
     ) -> None:
-        super().__init__(client, stream_name, sleep=lambda seconds: stream.wait(round(seconds * 1000)), jitter=jitter)
+        super().__init__(
+            client,
+            stream_names,
+            sleep=lambda seconds: stream.wait(round(seconds * 1000)),
+            jitter=jitter,
+            # The invocation's deadline is measured on its own simulated timeline (its waits), not the wall clock.
+            clock=lambda: stream.caller_now_ms() / 1000,
+        )
         self._in_turn = InTurn(before_each=stream.new_timeline)
 
-    def submit(self, records: Sequence[bytes], executor: Executor) -> Pending:
+    def submit(self, records: Sequence[bytes], executor: Executor, keys: Sequence[str] | None = None) -> Pending:
         """Deliver ``records`` chunk after chunk in this thread (``executor``, the fan-out's pool, is not used)."""
-        return super().submit(records, self._in_turn)
+        return super().submit(records, self._in_turn, keys)
 
 
 class InTurn(Executor):
@@ -65,7 +77,7 @@ def seeded_jitter(seed: int) -> Callable[[float, float], float]:
     return random.Random(seed).uniform  # noqa: S311 - simulated jitter, reproducible by design
 
 
-def afresh(stream: LocalDeliveryStream, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def afresh(stream: DeliveryStreams, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """``handler`` with the stream told each time an invocation starts (its waits begin from the shared clock)."""
 
     def invoke(event: Any, context: Any) -> Any:

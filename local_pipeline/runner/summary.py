@@ -38,6 +38,10 @@ class RunSummary:
     max_batch_bytes: int = 0
     max_queue_age_seconds: float = 0.0
     firehose_requests_per_second_quota: int = 0
+    firehose_streams: int = 1
+    firehose_bytes_per_second_quota: int = 0
+    #: The simulated moment of the run's first event (ingest and delivery are measured from it).
+    first_event_ms: int = 0
     stream: StreamStats = field(default_factory=StreamStats)
     metric_datapoints: int = 0
     metric_names: set[str] = field(default_factory=set)
@@ -75,6 +79,16 @@ class RunSummary:
     def events_per_second(self) -> float:
         """End-to-end throughput: events through the whole pipeline per wall-clock second."""
         return self.events_total / self.seconds if self.seconds else 0.0
+
+    def _since_first(self, moment_ms: int) -> float:
+        """Simulated seconds from the run's first event to ``moment_ms`` (0 when it never happened)."""
+        return round(max(0, moment_ms - self.first_event_ms) / 1000, 3) if moment_ms else 0.0
+
+    @property
+    def ingest_floor_seconds(self) -> float:
+        """The least time Firehose's byte quota allows to accept what it accepted: bytes / (quota x streams)."""
+        capacity = self.firehose_bytes_per_second_quota * self.firehose_streams
+        return self.stream.incoming_bytes / capacity if capacity else 0.0
 
     def as_json(self) -> dict[str, Any]:
         """The keys of ``summary.json`` (issue 8's list, then extras)."""
@@ -124,6 +138,12 @@ class RunSummary:
             "transform_invocation_errors": stats.invocation_errors,
             "s3_put_retries": stats.s3_put_retries,
             "s3_discarded_records": stats.s3_discarded_records,
+            # Bursts drain at the quota: the streams, their byte quota (each), what they accepted and when.
+            "firehose_streams": self.firehose_streams,
+            "firehose_bytes_per_second_quota": self.firehose_bytes_per_second_quota,
+            "firehose_bytes_in": stats.incoming_bytes,
+            "ingest_drain_seconds": self._since_first(stats.last_accepted_ms),
+            "last_sale_in_lake_seconds": self._since_first(stats.last_delivered_ms),
             **(self.audit.summary_fields() if self.audit is not None else {}),
         }
 
@@ -160,7 +180,11 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  firehose put requests   {requests:>8}   ({stats.throttled_requests} throttled; peak "
         f"{stats.peak_requests_per_second}/s against a quota of {summary.firehose_requests_per_second_quota}/s; "
         f"{stats.throttled_records} records throttled)",
-        f"  firehose records in     {stats.incoming_records:>8}",
+        f"  firehose records in     {stats.incoming_records:>8}   "
+        f"({stats.incoming_bytes / max(1, stats.incoming_records):,.0f} bytes each; {summary.firehose_streams} "
+        f"stream(s) of {summary.firehose_bytes_per_second_quota / 2**20:g} MiB/s)",
+        f"  ingest drained in       {summary.as_json()['ingest_drain_seconds']:>8.1f} s "
+        f"(simulated, from the first event; the byte quota's floor: {summary.ingest_floor_seconds:.1f} s)",
         f"  transform invocations   {stats.invocations:>8}   ({stats.invocation_errors} failed)",
         f"  processing failures     {stats.processing_failed:>8}",
         f"  conversion failures     {stats.conversion_failed:>8}",

@@ -4,6 +4,7 @@ asynchronous invocation). Fault injection wraps clients and services here; the h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from local_pipeline.faults import (
     faulty_transform,
 )
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock
+from local_pipeline.firehose.streams import DeliveryStreams, stream_names
 from local_pipeline.lambda_service import AsyncInvoker, LambdaFunction
 from local_pipeline.metrics import EmfLogSink, MetricsRecorder
 from local_pipeline.runner.dead_letters import DeadLetterGauge, MeteredSqs
@@ -64,7 +66,7 @@ class Services:
     config: StreamConfig
     clock: SimulatedClock
     metrics: MetricsRecorder
-    stream: LocalDeliveryStream
+    stream: DeliveryStreams
     fanout: LambdaFunction
     transform: LambdaFunction
     deliver: Callable[[dict[str, Any]], None]
@@ -106,28 +108,33 @@ def build_services(
         metrics=metrics,
         timeout_ms=300_000,
     )
-    stream = LocalDeliveryStream(
-        config,
-        transform=transform,
-        s3=aws.lake_writer() if faults is None else FaultyS3(aws.lake_writer(), faults),
-        bucket=aws.names.lake_bucket,
-        clock=clock,
-        region=options.region,
-        transform_function_name=TRANSFORM_FUNCTION,
-        metrics=metrics,
-        origin_of=in_flight.origin_of,
+    lake = aws.lake_writer() if faults is None else FaultyS3(aws.lake_writer(), faults)
+    stream = DeliveryStreams(
+        lambda name: LocalDeliveryStream(
+            dataclasses.replace(config, stream_name=name),
+            transform=transform,
+            s3=lake,
+            bucket=aws.names.lake_bucket,
+            clock=clock,
+            region=options.region,
+            transform_function_name=TRANSFORM_FUNCTION,
+            metrics=metrics,
+            origin_of=in_flight.origin_of,
+        ),
+        stream_names(config.stream_name, options.resolved_firehose_streams()),
     )
     dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue, dead_letters)
+    sqs = MeteredSqs(aws, dlq)
+    sqs.now_ms = stream.caller_now_ms
+    entry = _fanout_entry(aws, config, stream, faults, sqs, trigger=trigger, jitter=seeded_jitter(options.seed))
     fanout = LambdaFunction(
         FANOUT_FUNCTION,
-        afresh(
-            stream,
-            process_clock.wrap(_fanout_entry(aws, config, stream, faults, dlq, jitter=seeded_jitter(options.seed))),
-        ),
+        afresh(stream, process_clock.wrap(entry)),
         clock=clock,
         region=options.region,
         metrics=metrics,
         timeout_ms=FANOUT_TIMEOUT_MS,
+        waited_ms=stream.longest_wait_ms,
     )
     emf = EmfLogSink(recorder=metrics, now_ms=lambda: clock.now_ms, forward=lambda_log)
 
@@ -170,6 +177,7 @@ def build_services(
             queue.send(orjson.dumps(event).decode(), key=event_id(event))
 
         services.buffer_queue, services.trigger, services.deliver = queue, queue, send
+        sqs.buffer_queue = queue
     else:
         invoker = AsyncInvoker(
             fanout,
@@ -185,10 +193,11 @@ def build_services(
 def _fanout_entry(
     aws: EmbeddedAws,
     config: StreamConfig,
-    stream: LocalDeliveryStream,
+    stream: DeliveryStreams,
     faults: FaultInjector | None,
-    dlq: DeadLetterGauge,
+    metered_sqs: MeteredSqs,
     *,
+    trigger: Trigger,
     jitter: Callable[[float, float], float],
 ) -> Callable[[Any, Any], Any]:
     """Configure the fan-out's container (its clients wrapped when faults are injected); return its entry point.
@@ -196,7 +205,7 @@ def _fanout_entry(
     A crashed invocation's environment is replaced, as Lambda replaces one after a timeout: the dead invocation's
     pool threads are waited for (so none of them writes after its death), then a fresh service is built.
     """
-    sqs: Any = MeteredSqs(aws, dlq)
+    sqs: Any = metered_sqs
     dynamodb: Any = aws.client("dynamodb")
     firehose: Any = stream
     if faults is not None:
@@ -208,9 +217,9 @@ def _fanout_entry(
 
     def build() -> Any:
         service = fanout_handler.configure(
-            settings=_fanout_settings(aws, config), dynamodb=dynamodb, firehose=firehose, sqs=sqs
+            settings=_fanout_settings(aws, config, stream.names, trigger), dynamodb=dynamodb, firehose=firehose, sqs=sqs
         )
-        service.batch.sender = ChunksInTurn(firehose, config.stream_name, stream=stream, jitter=jitter)
+        service.batch.sender = ChunksInTurn(firehose, stream.names, stream=stream, jitter=jitter)
         return service
 
     current = [build()]
@@ -246,12 +255,14 @@ class _Idle:
         return True
 
 
-def _fanout_settings(aws: EmbeddedAws, config: StreamConfig) -> FanoutSettings:
-    """The fan-out's settings as Terraform would set its environment, naming the embedded AWS's resources."""
+def _fanout_settings(aws: EmbeddedAws, config: StreamConfig, streams: list[str], trigger: Trigger) -> FanoutSettings:
+    """The fan-out's settings as Terraform would set its environment, naming the embedded AWS's resources:
+    ``DELIVERY_STREAM_NAME`` lists every stream, ``BUFFER_QUEUE_URL`` is set with the queue trigger."""
     return FanoutSettings(
         sales_table_name=aws.names.sales_table,
         idempotency_table_name=aws.names.idempotency_table,
-        delivery_stream_name=config.stream_name,
+        delivery_stream_name=",".join(streams),
         dead_letter_queue_url=aws.queue_url,
         embedding_dimension=pipeline_config.embedding_dimension(),
+        buffer_queue_url=aws.buffer_queue_url if trigger == "queue" else None,
     )

@@ -79,6 +79,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         "fanout-crash, transform-error, s3-unavailable, sqs-redelivery. Every run ends with an audit of every "
         "event; the exit status is 1 when one is lost",
     )
+    parser.add_argument(
+        "--firehose-streams",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="identical Direct PUT streams the fan-out spreads its records over, each with the region's quotas "
+        "(default: pipeline.json's firehose.stream_count, as Terraform's firehose_stream_count)",
+    )
     parser.add_argument("--no-dashboards", dest="dashboards", action="store_false", help="skip the dashboard queries")
     parser.add_argument(
         "--lambda-log",
@@ -104,6 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
         dashboards=args.dashboards,
         lambda_log=args.lambda_log,
         trigger=args.trigger,
+        firehose_streams=args.firehose_streams,
         **({"faults": args.faults} if args.faults is not None else {}),
     )
     try:
