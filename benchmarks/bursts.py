@@ -1,8 +1,12 @@
-"""``python -m benchmarks.bursts``: the same seeded burst offered to both triggers in two quota regions.
+"""``python -m benchmarks.bursts``: the same seeded burst offered to both triggers in two quota regions, and to the
+queue trigger with four streams in the region of the lower quotas.
 
 Each cell is one ``sales-pipeline run`` (in-process, dashboards off) of the burst: ``--events`` events spread
-over ``events / rate`` simulated seconds, with ``--trigger queue|direct`` and ``--region``. Every figure in
-the table comes from that run's ``summary.json``; nothing is assumed. The table is printed and written into
+over ``events / rate`` simulated seconds, with ``--trigger queue|direct``, ``--region`` and
+``--firehose-streams``. Every figure in the table comes from that run's ``summary.json``; nothing is assumed.
+The floor is the least time Firehose's byte quota allows to take what it took: ``firehose_bytes_in`` / (quota x
+streams); the drain (``ingest_drain_seconds``, from the first event to the last record accepted) is compared
+with it. The table is printed and written into
 BENCHMARKS.md between the burst markers (``--no-write`` leaves the file alone).
 """
 
@@ -27,6 +31,10 @@ TRIGGERS = ("queue", "direct")
 REGIONS = ("eu-west-1", "ap-southeast-2")
 
 
+#: The extra cell: the queue trigger with this many streams in the region of the lower quotas.
+EXTRA_STREAMS = 4
+
+
 @dataclass
 class Cell:
     """One run's figures."""
@@ -35,16 +43,24 @@ class Cell:
     region: str
     summary: dict[str, Any]
     wall_seconds: float
+    streams: int = 1
+
+    @property
+    def floor_seconds(self) -> float:
+        """``firehose_bytes_in`` / (quota x streams): the least time the byte quota allows."""
+        s = self.summary
+        capacity = float(s["firehose_bytes_per_second_quota"]) * float(s["firehose_streams"])
+        return float(s["firehose_bytes_in"]) / capacity
 
 
-def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds: int) -> Cell:
+def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds: int, streams: int = 1) -> Cell:
     """One run of the burst, in a process of its own (its peak memory is its own); its summary.json."""
     with tempfile.TemporaryDirectory(prefix="burst-") as folder:
         out = Path(folder) / "lake"
         command = [
             sys.executable, "-m", "sales_pipeline", "run", "-n", str(events), "--seed", str(seed),
             "--burst-seconds", str(burst_seconds), "--region", region, "--trigger", trigger,
-            "--no-dashboards", "--out", str(out),
+            "--firehose-streams", str(streams), "--no-dashboards", "--out", str(out),
         ]  # fmt: skip
         started = time.perf_counter()
         # The run's progress lines go to this command's stderr; its summary is read from summary.json.
@@ -53,25 +69,30 @@ def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds
         if finished.returncode != 0:
             raise SystemExit(f"{trigger} in {region}: sales-pipeline run exited with {finished.returncode}")
         summary = json.loads((out / "summary.json").read_text())
-    return Cell(trigger, region, summary, wall)
+    return Cell(trigger, region, summary, wall, streams)
 
 
 def table(cells: list[Cell]) -> list[str]:
     """The markdown table of the cells."""
     lines = [
-        "| trigger | region | Firehose requests | throttled requests | peak requests/s (quota) | throttled records "
-        "| fan-out invocations | events retried | events in the DLQ (failed) | lake rows | max delivery latency "
-        "| wall time | peak memory |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| trigger | region | streams | bytes per record | Firehose requests | throttled requests "
+        "| peak requests/s (quota) | throttled records | fan-out invocations | events retried "
+        "| valid sales in the DLQ (all dead letters) | lost | lake rows | drain | floor | drain / floor "
+        "| last sale in S3 | wall time | peak memory |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in cells:
         s = cell.summary
+        per_record = s["firehose_bytes_in"] / max(1, s["firehose_records_in"])
+        drain, floor = s["ingest_drain_seconds"], cell.floor_seconds
         lines.append(
-            f"| {cell.trigger} | {cell.region} | {s['firehose_put_requests']:,} | {s['firehose_throttled_requests']:,} "
+            f"| {cell.trigger} | {cell.region} | {s['firehose_streams']} | {per_record:,.0f} "
+            f"| {s['firehose_put_requests']:,} | {s['firehose_throttled_requests']:,} "
             f"| {s['firehose_peak_requests_per_second']:,} ({s['firehose_requests_per_second_quota']:,}) "
             f"| {s['firehose_throttled_records']:,} | {s['fanout_invocations']:,} | {s['events_retried']:,} "
-            f"| {s['dead_letters']:,} ({s['failed']:,}) | {s['lake_rows']:,} "
-            f"| {s['max_delivery_latency_seconds']:,.0f} s | {cell.wall_seconds:,.0f} s "
+            f"| {s.get('audit_in_dead_letters', 0):,} ({s['dead_letters']:,}) | {s.get('audit_lost', 0):,} "
+            f"| {s['lake_rows']:,} | {drain:,.1f} s | {floor:,.1f} s | {drain / floor if floor else 0:,.2f} "
+            f"| {s['last_sale_in_lake_seconds']:,.0f} s | {cell.wall_seconds:,.0f} s "
             f"| {s.get('peak_memory_mb', 0):,.0f} MB |"
         )
     return lines
@@ -85,16 +106,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed of the burst (default: %(default)s)")
     parser.add_argument("--trigger", choices=TRIGGERS, action="append", help="only this trigger (repeatable)")
     parser.add_argument("--region", action="append", help="only this region (repeatable)")
+    parser.add_argument(
+        "--no-extra-streams", action="store_true", help=f"leave out the queue cell with {EXTRA_STREAMS} streams"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
     args = parser.parse_args(argv)
     burst_seconds = max(1, round(args.events / args.rate))
+    plan = [(trigger, region, 1) for region in args.region or REGIONS for trigger in args.trigger or TRIGGERS]
+    if not args.no_extra_streams and "queue" in (args.trigger or TRIGGERS):
+        plan.append(("queue", (args.region or REGIONS)[-1], EXTRA_STREAMS))
     cells = []
-    for region in args.region or REGIONS:
-        for trigger in args.trigger or TRIGGERS:
-            print(f"{trigger} in {region}: {args.events:,} events over {burst_seconds} s ...", flush=True)
-            cell = run_cell(trigger, region, events=args.events, seed=args.seed, burst_seconds=burst_seconds)
-            print("\n".join(table([cell])[2:]), flush=True)
-            cells.append(cell)
+    for trigger, region, streams in plan:
+        print(
+            f"{trigger} in {region}, {streams} stream(s): {args.events:,} events over {burst_seconds} s ...", flush=True
+        )
+        cell = run_cell(
+            trigger, region, events=args.events, seed=args.seed, burst_seconds=burst_seconds, streams=streams
+        )
+        print("\n".join(table([cell])[2:]), flush=True)
+        cells.append(cell)
     command = "python -m benchmarks.bursts" + "".join(
         f" {flag} {value}"
         for flag, value, default in (
