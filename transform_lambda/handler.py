@@ -53,8 +53,10 @@ def transform_record(record: dict[str, Any]) -> dict[str, Any]:
     try:
         raw = a2b_base64(record["data"])
         # A compact record (the fan-out's form) starts with a NUL byte; anything else is read as JSON.
-        sale = sale_record.decode(raw) if raw[:1] == b"\x00" else orjson.loads(raw)
-        row, partition_keys = normaliser.normalise(sale)
+        if raw[:1] == b"\x00":
+            row, partition_keys = normaliser.normalise(sale_record.decode(raw), float32_embedding=True)
+        else:
+            row, partition_keys = normaliser.normalise(orjson.loads(raw))
     except Exception as exc:
         logger.warning("record processing failed", extra={"record_id": record_id, "reason": _reason(exc)})
         return {"recordId": record_id, "result": "ProcessingFailed", "data": record["data"]}

@@ -81,15 +81,22 @@ class SaleNormaliser:
             for column in table["columns"]
         )
         self.column_names = tuple(column["name"] for column in table["columns"])
+        # A compact record's embedding is read from float32 bytes: floats by construction, so only its length and
+        # finiteness (NaN or infinity bytes) are left to check.
+        self._compact_columns = tuple(
+            Column(c.name, c.keys, c.required, self._float32_embedding) if c.convert == self._embedding else c
+            for c in self.columns
+        )
 
-    def normalise(self, record: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        """Return ``(row, partition_keys)`` or raise :class:`RecordRejected` naming the field."""
+    def normalise(self, record: Any, *, float32_embedding: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+        """Return ``(row, partition_keys)`` or raise :class:`RecordRejected` naming the field.
+        ``float32_embedding``: the embedding was decoded from float32 bytes (a compact record)."""
         if not isinstance(record, dict):
             raise RecordRejected("record", "must be a JSON object", type(record).__name__)
         tenant_id = self._tenant(record)
         sold = self._sold_date(record)
         row: dict[str, Any] = {}
-        for column in self.columns:
+        for column in self._compact_columns if float32_embedding else self.columns:
             if column.name in _FROM_SOLD_DATE:
                 row[column.name] = season(sold) if column.name == "season" else sold.isoformat()
                 continue
@@ -167,6 +174,16 @@ class SaleNormaliser:
             max(items) > EMBEDDING_VALUE_LIMIT or min(items) < -EMBEDDING_VALUE_LIMIT
         ):
             raise _BadValue(_OUTSIDE_FLOAT32)
+        return items
+
+    def _float32_embedding(self, value: Any) -> list[float]:
+        # Floats read from float32 bytes: finite ones are within float32's range by construction, and hypot()
+        # is infinity or NaN exactly when one of them is (one C pass).
+        if len(value) != self.embedding_dimension:
+            raise _BadValue(f"must have {self.embedding_dimension} items, has {len(value)}")
+        if not math.isfinite(math.hypot(*value)):
+            raise _BadValue("items must be finite numbers (the record holds NaN or infinity)")
+        items: list[float] = value
         return items
 
 

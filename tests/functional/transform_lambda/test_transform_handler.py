@@ -187,6 +187,9 @@ def test_a_compact_record_and_its_json_form_give_the_same_row() -> None:
         (lambda data: data[:8] + b"]" + data[9:], "header is not JSON"),
         (lambda data: data[:-1], "not whole float32 values"),
         (lambda data: data[:4] + struct.pack("<I", 10**6) + data[8:], "runs past the record"),
+        (lambda data: data[:-4] + struct.pack("<f", float("nan")), "must be finite"),
+        (lambda data: data[:-4] + struct.pack("<f", float("inf")), "must be finite"),
+        (lambda data: data[:-8], "must have 1024 items"),
     ],
 )
 def test_a_malformed_compact_record_fails_alone_with_its_reason(
