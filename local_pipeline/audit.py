@@ -30,6 +30,7 @@ from fanout_lambda.sale import sale_id
 from fanout_lambda.validation import SaleValidator
 from local_pipeline.dashboards import connect
 from local_pipeline.eventbridge import matches
+from pipeline_config import sale_record
 
 __all__ = ["Audit", "AuditReport"]
 
@@ -286,11 +287,13 @@ def _error_records(root: Path, report: AuditReport) -> Iterator[tuple[bytes, str
 
 
 def _sale_in_raw(raw: Any) -> bytes | None:
-    """The sale key in an error record's ``rawData``: the fan-out's record (``saleId``) or a lake row (``sale_id``)."""
+    """The sale key in an error record's ``rawData``: the fan-out's record (compact, or JSON with ``saleId``) or a
+    lake row (``sale_id``)."""
     if not isinstance(raw, str):
         return None
     try:
-        record = json.loads(base64.b64decode(raw, validate=True))
+        data = base64.b64decode(raw, validate=True)
+        record = sale_record.decode(data) if sale_record.is_compact(data) else json.loads(data)
     except (binascii.Error, ValueError):
         return None
     if not isinstance(record, dict):
