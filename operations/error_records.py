@@ -5,7 +5,9 @@ Firehose writes records it could not transform, convert or partition under the e
 separated in practice):
 
 - ``processing-failed``: ``{attemptsMade, arrivalTimestamp, errorCode, errorMessage, attemptEndingTimestamp,
-  rawData, lambdaArn}``; ``rawData`` (base64) is the record as the fan-out sent it.
+  rawData, lambdaArn}``; ``rawData`` (base64) is the record as the fan-out sent it: the compact form of
+  :mod:`pipeline_config.sale_record` (or JSON, from before it and from other producers). Both are read with the
+  transform's own rule (:func:`read_record`), so a compact record is shown, grouped and checked as its JSON form.
 - ``format-conversion-failed``: the same with ``ErrorCode`` / ``ErrorMessage`` capitalised (AWS's "Handling
   errors for data format conversion"), plus ``sequenceNumber`` and ``dataCatalogTable``; ``rawData`` is the
   record as the transform returned it.
@@ -26,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from pipeline_config import sale_record
+
 __all__ = [
     "ErrorGroup",
     "ErrorRecord",
@@ -35,6 +39,8 @@ __all__ = [
     "error_type_of",
     "group",
     "parse_object",
+    "read_record",
+    "sale_id_of",
     "split_s3_url",
 ]
 
@@ -59,18 +65,60 @@ class ErrorRecord:
     envelope: dict[str, Any] = field(repr=False, default_factory=dict)
     data_problem: str | None = None
 
+    def decoded(self) -> tuple[Any, str | None]:
+        """The record's data as the transform reads it (a compact record decoded to the JSON form's object),
+        or ``(None, why not)``: no data, a malformed compact record (its reason), not JSON."""
+        if self.data is None:
+            return None, self.data_problem or "no data"
+        try:
+            return read_record(self.data), None
+        except sale_record.MalformedRecord as exc:
+            return None, f"malformed {exc}"
+        except orjson.JSONDecodeError as exc:
+            return None, f"not JSON: {exc}"
+
     def event_id(self) -> str | None:
         """The event id the record carries (``eventId`` from the fan-out, ``event_id`` after the transform)."""
+        return _text_field(self.decoded()[0], "eventId", "event_id")
+
+    def sale_id(self) -> str | None:
+        """The sale id the record carries (``saleId`` from the fan-out, ``sale_id`` after the transform)."""
+        return sale_id_of(self.decoded()[0])
+
+    def display(self) -> str:
+        """The data as ``errors list --records`` prints it: a compact record as its JSON form, JSON as it is,
+        or what is wrong with it."""
+        if self.data is not None and sale_record.is_compact(self.data):
+            value, problem = self.decoded()
+            return problem if problem is not None else orjson.dumps(value).decode()
         if self.data is None:
-            return None
-        try:
-            record = json.loads(self.data)
-        except ValueError:
-            return None
-        if not isinstance(record, Mapping):
-            return None
-        value = record.get("eventId", record.get("event_id"))
-        return value if isinstance(value, str) else None
+            return self.data_problem or "no data"
+        return self.data.decode("utf-8", "replace")
+
+
+def read_record(data: bytes) -> Any:
+    """A record's data as the transform reads it: a compact record (first byte NUL) decoded with
+    :func:`pipeline_config.sale_record.decode`, anything else parsed as JSON with orjson (which, like the
+    transform, refuses NaN). Raises :class:`~pipeline_config.sale_record.MalformedRecord` or
+    ``orjson.JSONDecodeError``."""
+    if sale_record.is_compact(data):
+        return sale_record.decode(data)
+    return orjson.loads(data)
+
+
+def sale_id_of(value: Any) -> str | None:
+    """The sale id of a decoded record (``saleId``) or lake row (``sale_id``), if it has one."""
+    return _text_field(value, "saleId", "sale_id")
+
+
+def _text_field(value: Any, *names: str) -> str | None:
+    if not isinstance(value, Mapping):
+        return None
+    for name in names:
+        found = value.get(name)
+        if isinstance(found, str):
+            return found
+    return None
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -179,7 +227,19 @@ class ErrorGroup:
             "firstArrival": None if span is None else span[0],
             "lastArrival": None if span is None else span[1],
             "eventIds": [event_id for event_id in (record.event_id() for record in self.records) if event_id],
+            "saleIds": [sale_id for sale_id in (record.sale_id() for record in self.records) if sale_id],
+            "malformed": self.malformed(),
         }
+
+    def malformed(self) -> dict[str, str]:
+        """``key#index`` -> why, for the group's records whose data cannot be read (a malformed compact record
+        says what is wrong with it)."""
+        found = {}
+        for record in self.records:
+            problem = record.decoded()[1]
+            if problem is not None:
+                found[f"{record.key}#{record.index}"] = problem
+        return found
 
 
 def group(records: Iterable[ErrorRecord]) -> list[ErrorGroup]:
@@ -198,6 +258,8 @@ class Prepared:
     data: bytes | None
     problem: str | None = None
     tenant_restored: bool = False
+    #: The sale id the record carries: which delivery stream it goes back to (:func:`operations.streams.stream_index`).
+    sale_id: str | None = None
 
 
 class TransformCheck:
@@ -249,15 +311,13 @@ class TransformCheck:
         problem = self._size_problem(record.data)
         value: Any = None
         if problem is None:
-            try:
-                value = orjson.loads(record.data)  # what the transform parses with (it refuses NaN, unlike json)
-            except orjson.JSONDecodeError as exc:
-                problem = f"not JSON: {exc}"
+            value, problem = record.decoded()  # the transform's own reading: compact or JSON
         if problem is not None:
             return Prepared(None, problem)
         rejected = self._rejection(value)
         if rejected is None:
-            return Prepared(record.data)
+            # put back as it was: a compact record stays compact (Firehose's byte quota and bill count its bytes)
+            return Prepared(record.data, sale_id=sale_id_of(value))
         return self._restore_tenant(value, rejected)
 
     def _rejection(self, value: Any) -> str | None:
@@ -279,7 +339,9 @@ class TransformCheck:
             )
         data = orjson.dumps(restored) + b"\n"
         problem = self._size_problem(data) or self._rejection(restored)
-        return Prepared(None, problem) if problem else Prepared(data, tenant_restored=True)
+        return (
+            Prepared(None, problem) if problem else Prepared(data, tenant_restored=True, sale_id=sale_id_of(restored))
+        )
 
     def _size_problem(self, data: bytes) -> str | None:
         if len(data) > self.max_record_bytes:

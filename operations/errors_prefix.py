@@ -5,9 +5,10 @@
 1. every record of the object is checked with the transform's own normaliser
    (:class:`~operations.error_records.TransformCheck`); a lake row (what format-conversion and partition
    failures hold) gets back the tenant its ``sale_id`` names, from the lake's tenant folders or ``--tenant``;
-2. the records that would pass are put back into the delivery stream with PutRecordBatch (500 records /
-   4 MiB per call, rejected entries resent with backoff: the fan-out's own
-   :class:`~fanout_lambda.adapters.FirehoseSender`);
+2. the records that would pass are put back, as they were (a compact record stays compact), into the delivery
+   stream with PutRecordBatch (500 records / 4 MiB per call, rejected entries resent with backoff: the fan-out's
+   own :class:`~fanout_lambda.adapters.FirehoseSender`); with several streams, each record into the stream its
+   sale id names by the fan-out's rule (:func:`operations.streams.stream_index`);
 3. only when all of them were accepted: an object whose records all passed is copied to
    ``reprocessed/<its key>`` and then deleted; an object with some records that would fail again is split:
    those records' envelopes are written, unchanged, to ``<its key>.still-failing`` beside it, the whole
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from operations.error_records import (
     split_s3_url,
 )
 from operations.errors import OperatorError
+from operations.streams import stream_index
 
 __all__ = [
     "REPROCESSED_PREFIX",
@@ -109,10 +111,13 @@ def read_objects(prefix: ErrorPrefix) -> list[ErrorObject]:
         return list(prefix.objects("reading error objects"))
 
 
-def reprocess_all(prefix: ErrorPrefix, reprocessor: Reprocessor, stream: str) -> list[ObjectOutcome]:
-    """Reprocess every object under ``prefix`` into ``stream``, one after the other; what became of each."""
+def reprocess_all(prefix: ErrorPrefix, reprocessor: Reprocessor) -> list[ObjectOutcome]:
+    """Reprocess every object under ``prefix`` into the reprocessor's streams, one after the other; what became
+    of each."""
     outcomes: list[ObjectOutcome] = []
-    with aws_call(f"reprocessing s3://{prefix.bucket}/{prefix.prefix} into stream {stream!r}"):
+    streams = reprocessor.streams
+    into = f"stream {streams[0]!r}" if len(streams) == 1 else f"streams {', '.join(map(repr, streams))}"
+    with aws_call(f"reprocessing s3://{prefix.bucket}/{prefix.prefix} into {into}"):
         for item in prefix.objects("reprocessing error objects"):
             outcomes.append(reprocessor.reprocess(item))
     return outcomes
@@ -131,6 +136,7 @@ class ObjectOutcome:
     tenant_restored: int = 0  # lake rows sent with the tenant their sale_id names
     still_failing: dict[str, int] = field(default_factory=dict)  # reason -> records
     detail: str = ""
+    by_stream: dict[str, int] = field(default_factory=dict)  # stream -> records sent (or that would be) to it
 
     def as_json(self) -> dict[str, Any]:
         """The outcome as ``errors reprocess --json`` prints it."""
@@ -141,24 +147,41 @@ class ObjectOutcome:
             "tenantRestored": self.tenant_restored,
             "stillFailing": self.still_failing,
             "detail": self.detail,
+            "sentByStream": self.by_stream,
         }
 
 
 class Reprocessor:
-    """Reprocesses one object at a time; ``dry_run`` decides and reports without sending, writing or deleting."""
+    """Reprocesses one object at a time; ``dry_run`` decides and reports without sending, writing or deleting.
 
-    def __init__(self, prefix: ErrorPrefix, s3: Any, sender: Any, check: TransformCheck, *, dry_run: bool) -> None:
+    ``senders`` maps every delivery stream of the stack, stream 0 first, to its sender (``None`` in a dry run).
+    """
+
+    def __init__(
+        self, prefix: ErrorPrefix, s3: Any, senders: Mapping[str, Any], check: TransformCheck, *, dry_run: bool
+    ) -> None:
+        if not senders:
+            raise ValueError("no delivery stream to reprocess into")
         self.prefix = prefix
         self._s3 = s3
-        self._sender = sender
+        self._senders = dict(senders)
+        self.streams: Sequence[str] = tuple(self._senders)
         self.check = check
         self.dry_run = dry_run
+
+    def stream_of(self, sale_id: str | None) -> str:
+        """The stream a record goes back to: the one its sale id names (the fan-out's rule), stream 0 for a
+        record without one."""
+        if len(self.streams) == 1 or sale_id is None:
+            return self.streams[0]
+        return self.streams[stream_index(sale_id, len(self.streams))]
 
     def reprocess(self, item: ErrorObject) -> ObjectOutcome:
         """Check, send, then move or split ``item`` (see the module docstring for the order)."""
         if item.unreadable:
             return ObjectOutcome(item.key, "left", detail=f"cannot be parsed: {item.unreadable}")
         good: list[bytes] = []
+        spread: dict[str, list[bytes]] = {}
         bad: list[ErrorRecord] = []
         reasons: Counter[str] = Counter()
         restored = 0
@@ -166,11 +189,15 @@ class Reprocessor:
             prepared = self.check.prepare(record)
             if prepared.data is not None:
                 good.append(prepared.data)
+                spread.setdefault(self.stream_of(prepared.sale_id), []).append(prepared.data)
                 restored += prepared.tenant_restored
             else:
                 bad.append(record)
                 reasons[str(prepared.problem)] += 1
-        outcome = ObjectOutcome(item.key, "left", sent=len(good), tenant_restored=restored, still_failing=dict(reasons))
+        by_stream = {stream: len(spread[stream]) for stream in self.streams if stream in spread}
+        outcome = ObjectOutcome(
+            item.key, "left", sent=len(good), tenant_restored=restored, still_failing=dict(reasons), by_stream=by_stream
+        )
         if not good:
             outcome.detail = "every record would fail again"
             return outcome
@@ -182,8 +209,10 @@ class Reprocessor:
         from fanout_lambda.errors import DeliveryIncomplete  # noqa: PLC0415
 
         try:
-            self._sender.send(good)
-        except DeliveryIncomplete as exc:
+            for stream, records in spread.items():
+                self._senders[stream].send(records)
+        except DeliveryIncomplete as exc:  # names its stream
+            # records already sent to other streams come again with a later run; the deduplicated view absorbs them
             return ObjectOutcome(item.key, "failed", still_failing=dict(reasons), detail=str(exc))
         try:
             if bad:

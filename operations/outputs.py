@@ -21,7 +21,15 @@ from typing import Any
 
 from operations.errors import OperatorError
 
-__all__ = ["DEFAULT_TERRAFORM_DIR", "LOCAL_RUN_MARKER", "StackOutputs", "load", "refuse_ended_local_run", "write"]
+__all__ = [
+    "DEFAULT_TERRAFORM_DIR",
+    "LOCAL_RUN_MARKER",
+    "StackOutputs",
+    "delivery_stream_names",
+    "load",
+    "refuse_ended_local_run",
+    "write",
+]
 
 DEFAULT_TERRAFORM_DIR = Path(__file__).resolve().parents[1] / "terraform"
 
@@ -46,6 +54,28 @@ class StackOutputs:
                 "(or a local run's outputs.json)?"
             )
         return value
+
+
+def delivery_stream_names(values: StackOutputs) -> list[str]:
+    """Every Firehose stream of the stack, stream 0 first: output ``delivery_stream_names`` (a stack with
+    ``firehose_stream_count`` streams), or ``[delivery_stream_name]`` for outputs without it (older stacks and
+    local runs: one stream). Raises :class:`OperatorError` naming the output when it is not a list of names."""
+    names = values.get("delivery_stream_names")
+    if names is None:
+        return [str(values.require("delivery_stream_name"))]
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) and n for n in names):
+        raise OperatorError(
+            f"{values.source}: output 'delivery_stream_names' is {names!r}, expected a non-empty list of stream names"
+        )
+    if len(set(names)) != len(names):
+        raise OperatorError(f"{values.source}: output 'delivery_stream_names' names a stream twice: {names!r}")
+    first = values.get("delivery_stream_name")
+    if first not in (None, "") and first != names[0]:
+        raise OperatorError(
+            f"{values.source}: output 'delivery_stream_name' {first!r} is not the first of 'delivery_stream_names' "
+            f"{names!r}"
+        )
+    return list(names)
 
 
 def load(path: Path | None = None, *, terraform_dir: Path = DEFAULT_TERRAFORM_DIR) -> StackOutputs:

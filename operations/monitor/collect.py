@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "queue_name",
     "read_alarms",
     "read_queue",
+    "stream_key",
 ]
 
 #: Firehose's recommended rate unit: the peak five-minute sum divided by 300 s.
@@ -116,7 +117,9 @@ class QueueState:
 
 @dataclass(frozen=True)
 class StackNames:
-    """What monitor watches, from the stack's outputs."""
+    """What monitor watches, from the stack's outputs.
+
+    ``delivery_stream`` is stream 0; ``delivery_streams`` every stream (empty: ``delivery_stream`` alone)."""
 
     delivery_stream: str
     region: str | None = None
@@ -127,13 +130,21 @@ class StackNames:
     buffer_queue_url: str | None = None
     alarm_names: tuple[str, ...] | None = None
     metrics_namespace: str = metrics.EMF_NAMESPACE
+    delivery_streams: tuple[str, ...] = ()
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Every delivery stream, stream 0 first."""
+        return self.delivery_streams or (self.delivery_stream,)
 
     @classmethod
     def from_outputs(cls, values: stack_outputs.StackOutputs, *, metrics_namespace: str | None = None) -> StackNames:
         """Names from ``terraform output -json`` (or a local run's outputs.json)."""
         alarms = values.get("alarm_names")
+        streams = stack_outputs.delivery_stream_names(values)
         return cls(
-            delivery_stream=str(values.require("delivery_stream_name")),
+            delivery_stream=streams[0],
+            delivery_streams=tuple(streams),
             region=values.get("aws_region"),
             fanout_lambda=values.get("fanout_lambda_name"),
             transform_lambda=values.get("transform_lambda_name"),
@@ -156,22 +167,61 @@ class Observation:
     buffer_queue: QueueState | None = None
     alarms: list[dict[str, Any]] | None = None
     alarms_error: str | None = None
-    #: False when CloudWatch holds no AWS/Firehose metric at all for the stream (wrong stream or region).
+    #: False when CloudWatch holds no AWS/Firehose metric at all for the stream (wrong stream or region);
+    #: with several streams, False when that holds for any of them, named in ``unknown_streams``.
     stream_known: bool = True
+    unknown_streams: tuple[str, ...] = ()
 
     def get(self, key: str) -> Series:
         """The series read under ``key``, empty when it was not read or had no data."""
         return self.series.get(key, Series())
+
+    def for_stream(self, index: int) -> Observation:
+        """The observation as one stack of stream ``index`` alone: its Firehose series under the plain keys
+        (``incoming_records``), every other series, queue and alarm as they are."""
+        name = self.stack.streams[index]
+        series = {key: value for key, value in self.series.items() if not _is_stream_key(key)}
+        for key in _FIREHOSE_KEYS:
+            found = self.series.get(stream_key(index, key))
+            if found is None:
+                series.pop(key, None)
+            else:
+                series[key] = found
+        known = self.stream_known if len(self.stack.streams) == 1 else name not in self.unknown_streams
+        return replace(
+            self,
+            stack=replace(self.stack, delivery_stream=name, delivery_streams=(name,)),
+            series=series,
+            stream_known=known,
+            unknown_streams=() if known else (name,),
+        )
+
+
+#: The series keys of the AWS/Firehose metrics, read once per stream.
+_FIREHOSE_KEYS = tuple(key for key, metric in metrics.ALL.items() if metric.namespace == metrics.FIREHOSE)
+
+
+def stream_key(index: int, key: str) -> str:
+    """The series key of Firehose metric ``key`` for stream ``index``: plain for stream 0 (the keys of a
+    one-stream stack, unchanged), ``stream<N>.<key>`` for the others."""
+    return key if index == 0 else f"stream{index}.{key}"
+
+
+def _is_stream_key(key: str) -> bool:
+    return key in _FIREHOSE_KEYS or (key.startswith("stream") and key.partition(".")[2] in _FIREHOSE_KEYS)
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
 
 
 def metric_queries(stack: StackNames) -> dict[str, tuple[metrics.Metric, str, str | None]]:
-    """Series key -> (metric, dimension value, namespace override) for everything monitor and report read."""
-    firehose_keys = [key for key, metric in metrics.ALL.items() if metric.namespace == metrics.FIREHOSE]
+    """Series key -> (metric, dimension value, namespace override) for everything monitor and report read.
+
+    The Firehose metrics are read for every stream (:func:`stream_key`), the others once."""
     plan: dict[str, tuple[metrics.Metric, str, str | None]] = {
-        key: (metrics.ALL[key], stack.delivery_stream, None) for key in firehose_keys
+        stream_key(index, key): (metrics.ALL[key], stream, None)
+        for index, stream in enumerate(stack.streams)
+        for key in _FIREHOSE_KEYS
     }
     plan["transform_records_failed"] = (
         metrics.ALL["transform_records_failed"],
@@ -205,8 +255,12 @@ def collect(cloudwatch: Any, sqs: Any, stack: StackNames, window: Window) -> Obs
         for start in range(0, len(queries), MAX_QUERIES_PER_CALL):
             for result in _metric_data_pages(cloudwatch, queries[start : start + MAX_QUERIES_PER_CALL], window):
                 points[ids[result["Id"]]] += zip(result.get("Timestamps", []), result.get("Values", []), strict=True)
-        if all(not points[key] for key in plan if plan[key][0].namespace == metrics.FIREHOSE):
-            observation.stream_known = _stream_has_metrics(cloudwatch, stack.delivery_stream)
+        for index, stream in enumerate(stack.streams):
+            if all(not points[stream_key(index, key)] for key in _FIREHOSE_KEYS) and not _stream_has_metrics(
+                cloudwatch, stream
+            ):
+                observation.unknown_streams += (stream,)
+        observation.stream_known = not observation.unknown_streams
     except Exception as exc:
         _reraise_unless_aws(exc)
         raise OperatorError(f"cannot read CloudWatch metrics: {_describe(exc)}", exit_status=3) from exc

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from operations.monitor.checks import _PLUGIN_WORD, _RANK, Check, Verdict, exit_status, overall
 from operations.monitor.collect import Observation
+from operations.monitor.verdicts import _PLUGIN_WORD, _RANK, Check, Verdict, exit_status, overall
 
 __all__ = ["render_text", "summary_line", "to_json", "watch"]
 
@@ -15,9 +15,11 @@ __all__ = ["render_text", "summary_line", "to_json", "watch"]
 
 
 def summary_line(checks: Sequence[Check], observation: Observation) -> str:
-    """``CRITICAL: DeliveryToS3.DataFreshness 900 s (latest) > 570 s; ...`` then the stream and window."""
+    """``CRITICAL: DeliveryToS3.DataFreshness 900 s (latest) > 570 s; ...`` then the stream(s) and window."""
     verdict = overall(checks)
-    where = f"stream {observation.stack.delivery_stream}, {observation.window.label}"
+    streams = observation.stack.streams
+    named_streams = f"stream {streams[0]}" if len(streams) == 1 else f"{len(streams)} streams {', '.join(streams)}"
+    where = f"{named_streams}, {observation.window.label}"
     problems = [c for c in checks if _RANK[c.verdict] > 0]
     problems.sort(key=lambda check: -_RANK[check.verdict])
     if not problems:
@@ -51,12 +53,26 @@ def to_json(checks: Sequence[Check], observation: Observation) -> dict[str, Any]
         "exit_status": exit_status(verdict),
         "summary": summary_line(checks, observation),
         "delivery_stream_name": observation.stack.delivery_stream,
+        "delivery_stream_names": list(observation.stack.streams),
+        "streams": [_stream_json(name, checks) for name in observation.stack.streams],
         "window": {
             "start": observation.window.start.isoformat(),
             "end": observation.window.end.isoformat(),
             "period_seconds": observation.window.period,
         },
         "checks": [check.as_dict() for check in checks],
+    }
+
+
+def _stream_json(name: str, checks: Sequence[Check]) -> dict[str, Any]:
+    """One stream's verdict: the worst of its own checks (the stack's checks, e.g. the Lambdas', are not in it)."""
+    own = [check for check in checks if check.stream == name]
+    verdict = overall(own)
+    return {
+        "name": name,
+        "status": _PLUGIN_WORD[verdict],
+        "exit_status": exit_status(verdict),
+        "problems": [check.name for check in own if _RANK[check.verdict] > 0],
     }
 
 

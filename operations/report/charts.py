@@ -11,6 +11,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from operations import monitor as mon
+from operations.monitor.collect import stream_key
 from operations.report.athena import DashboardResult
 
 __all__ = ["dashboard_charts", "delivery_charts"]
@@ -78,6 +79,20 @@ def _counted(series: mon.Series, reference: mon.Series) -> mon.Series:
     return mon.Series(reference.timestamps, tuple(0.0 for _ in reference.timestamps))
 
 
+def _total(observation: mon.Observation, key: str) -> mon.Series:
+    """Firehose series ``key`` summed over every stream, by timestamp (stream 0's own with one stream)."""
+    streams = observation.stack.streams
+    if len(streams) == 1:
+        return observation.get(key)
+    sums: dict[Any, float] = defaultdict(float)
+    for index in range(len(streams)):
+        series = observation.get(stream_key(index, key))
+        for stamp, value in zip(series.timestamps, series.values, strict=True):
+            sums[stamp] += value
+    stamps = sorted(sums)
+    return mon.Series(tuple(stamps), tuple(sums[stamp] for stamp in stamps))
+
+
 def _time_axis(axes: Any) -> None:
     from matplotlib import dates  # noqa: PLC0415
 
@@ -86,34 +101,51 @@ def _time_axis(axes: Any) -> None:
     axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
 
 
+def _per_stream(
+    observation: mon.Observation, key: str, label: str, *, counted: bool = False
+) -> list[tuple[str, mon.Series]]:
+    """One line per delivery stream of Firehose series ``key``: ``label`` alone with one stream (as it has always
+    been drawn), ``label [stream]`` with several. ``counted``: drawn as 0 where records came in uncounted."""
+    streams = observation.stack.streams
+    lines = []
+    for index, name in enumerate(streams):
+        series = observation.get(stream_key(index, key))
+        if counted:
+            series = _counted(series, observation.get(stream_key(index, "incoming_records")))
+        lines.append((label if len(streams) == 1 else f"{label} [{name}]", series))
+    return lines
+
+
 def delivery_charts(observation: mon.Observation, thresholds: mon.Thresholds) -> list[tuple[str, str]]:
-    """(title, svg) of the Firehose delivery charts over the window."""
+    """(title, svg) of the Firehose delivery charts over the window; a stack with several delivery streams gets
+    one line per stream for each Firehose metric."""
     get, window = observation.get, observation.window
-    incoming = get("incoming_records")
+    incoming = _total(observation, "incoming_records")
     dlq = observation.dead_letter_queue
     live = None if dlq is None or dlq.error else ("now (GetQueueAttributes)", float(dlq.depth))
     charts: list[tuple[str, list[tuple[str, mon.Series]], dict[str, Any]]] = [
         (
             "Incoming vs delivered records",
-            [("IncomingRecords", incoming), ("DeliveryToS3.Records", get("delivered_records"))],
+            [*_per_stream(observation, "incoming_records", "IncomingRecords"),
+             *_per_stream(observation, "delivered_records", "DeliveryToS3.Records")],
             {"unit": "records per 5 min"},
         ),
         (
             "DeliveryToS3.DataFreshness against its alarm threshold",
-            [("DataFreshness (max per 5 min)", get("data_freshness"))],
+            _per_stream(observation, "data_freshness", "DataFreshness (max per 5 min)"),
             {"unit": "seconds", "threshold": (f"alarm threshold {thresholds.freshness_seconds} s",
                                               thresholds.freshness_seconds)},
         ),
         (
             "Throttled records",
-            [("ThrottledRecords", _counted(get("throttled_records"), incoming))],
+            _per_stream(observation, "throttled_records", "ThrottledRecords", counted=True),
             {"unit": "records per 5 min"},
         ),
         (
             "Processing and conversion failures",
             [
                 ("TransformRecordsFailed", _counted(get("transform_records_failed"), incoming)),
-                ("FailedConversion.Records", _counted(get("failed_conversion_records"), incoming)),
+                *_per_stream(observation, "failed_conversion_records", "FailedConversion.Records", counted=True),
             ],
             {"unit": "records per 5 min"},
         ),

@@ -24,7 +24,7 @@ from operations.errors_prefix import (
     read_objects,
     reprocess_all,
 )
-from operations.outputs import StackOutputs
+from operations.outputs import StackOutputs, delivery_stream_names
 from sales_pipeline.options import add_aws_arguments, add_dry_run, stack
 
 __all__ = ["register"]
@@ -49,16 +49,22 @@ def register(parser: argparse.ArgumentParser) -> None:
         "message, with record and object counts, arrival time range and the event ids decoded from rawData.",
     )
     _type_option(listing)
-    listing.add_argument("--records", action="store_true", help="also print each record's decoded data")
+    listing.add_argument(
+        "--records",
+        action="store_true",
+        help="also print each record's decoded data (a compact record as its JSON form)",
+    )
     listing.add_argument("--json", action="store_true", help="print the groups as JSON")
     add_aws_arguments(listing)
     listing.set_defaults(handler=list_command)
 
     reprocess = commands.add_parser(
         "reprocess",
-        help="put the records back into the delivery stream, then move each object under reprocessed/",
-        description="Check each record with the transform's normaliser, put those that pass back into the "
-        "delivery stream (output delivery_stream_name) and, once all were accepted, copy the object to "
+        help="put the records back into the delivery stream(s), then move each object under reprocessed/",
+        description="Check each record with the transform's normaliser, put those that pass back, as they were "
+        "(a compact record stays compact), into the delivery stream (output delivery_stream_name; with several, "
+        "output delivery_stream_names, into the stream its sale id names, as the fan-out does) and, once all were "
+        "accepted, copy the object to "
         f"{REPROCESSED_PREFIX}<key> and delete it. Records that would fail again stay under the error prefix "
         f"(an object with some of them is split: they go to <key>{STILL_FAILING_SUFFIX}).",
     )
@@ -130,10 +136,15 @@ def list_command(args: argparse.Namespace) -> int:
         if ids:
             more = f" (+{len(ids) - SHOWN} more)" if len(ids) > SHOWN else ""
             out.write(f"  events: {', '.join(ids[:SHOWN])}{more}\n")
+        malformed = item.malformed()
+        if malformed and not args.records:
+            more = f" (+{len(malformed) - SHOWN} more)" if len(malformed) > SHOWN else ""
+            out.write(f"  unreadable data: {len(malformed)} record(s){more}\n")
+            for where, problem in list(malformed.items())[:SHOWN]:
+                out.write(f"    {where}: {problem}\n")
         if args.records:
             for record in item.records:
-                data = record.data.decode("utf-8", "replace") if record.data is not None else record.data_problem
-                out.write(f"  {record.key}#{record.index}: {_shorten(str(data))}\n")
+                out.write(f"  {record.key}#{record.index}: {_shorten(record.display())}\n")
     for broken in unreadable:
         out.write(f"\nunreadable: {broken.key}: {broken.unreadable}\n")
     return 0
@@ -150,32 +161,48 @@ def _shorten(text: str, limit: int = 300) -> str:
 def reprocess_command(args: argparse.Namespace) -> int:
     """``errors reprocess``: records back into the stream; objects moved under ``reprocessed/``."""
     outputs, aws, prefix = _prefix(args, "reprocess its error records")
-    stream = str(outputs.require("delivery_stream_name"))
+    streams = delivery_stream_names(outputs)
     from fanout_lambda.adapters import FirehoseSender  # noqa: PLC0415
 
     s3 = aws.client("s3")
-    sender = None if args.dry_run else FirehoseSender(aws.client("firehose"), stream)
+    firehose = None if args.dry_run else aws.client("firehose")
+    senders = {stream: None if firehose is None else FirehoseSender(firehose, stream) for stream in streams}
     with aws_call("listing the lake's tenant partitions"):
         tenants = [*args.tenants, *lake_tenants(s3, outputs.get("lake_table_location"))]
-    reprocessor = Reprocessor(prefix, s3, sender, TransformCheck(tenants=tenants), dry_run=args.dry_run)
-    outcomes = reprocess_all(prefix, reprocessor, stream)
+    reprocessor = Reprocessor(prefix, s3, senders, TransformCheck(tenants=tenants), dry_run=args.dry_run)
+    outcomes = reprocess_all(prefix, reprocessor)
     if args.json:
-        print_json({"dryRun": args.dry_run, "stream": stream, "objects": [o.as_json() for o in outcomes]})
+        print_json(
+            {
+                "dryRun": args.dry_run,
+                "stream": streams[0],
+                "streams": streams,
+                "objects": [o.as_json() for o in outcomes],
+            }
+        )
     else:
-        _print_summary(outcomes, prefix, stream, args.dry_run)
+        _print_summary(outcomes, prefix, streams, args.dry_run)
     incomplete = any(o.action in {"left", "failed"} or o.still_failing for o in outcomes)
     return INCOMPLETE if incomplete else 0
 
 
-def _print_summary(outcomes: list[ObjectOutcome], prefix: ErrorPrefix, stream: str, dry_run: bool) -> None:
+def _print_summary(outcomes: list[ObjectOutcome], prefix: ErrorPrefix, streams: list[str], dry_run: bool) -> None:
     out = sys.stdout
     would = "would be " if dry_run else ""
     by_action = Counter(o.action for o in outcomes)
     sent = sum(o.sent for o in outcomes if o.action in {"moved", "split"})
     restored = sum(o.tenant_restored for o in outcomes if o.action in {"moved", "split"})
     out.write(f"s3://{prefix.bucket}/{prefix.prefix}: {len(outcomes)} object(s)\n")
+    if len(streams) == 1:
+        into = repr(streams[0])
+    else:
+        by_stream: Counter[str] = Counter()
+        for o in outcomes:
+            if o.action in {"moved", "split"}:
+                by_stream.update(o.by_stream)
+        into = f"{len(streams)} streams by sale id ({', '.join(f'{s!r}: {by_stream[s]}' for s in streams)})"
     out.write(
-        f"  records {would}sent to {stream!r}: {sent}"
+        f"  records {would}sent to {into}: {sent}"
         + (f" ({restored} lake row(s) with the tenant their sale_id names)" if restored else "")
         + (" (dry run: nothing sent, moved or written)" if dry_run else "")
         + "\n"

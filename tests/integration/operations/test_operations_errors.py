@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fanout_lambda.sale import Sale, firehose_record
 from operations.aws import AwsOptions
-from tests.integration.recovery_stack import BUCKET, LAKE_PREFIX, Stack, stack, valid_events
+from operations.error_records import read_record
+from operations.outputs import load as load_outputs
+from operations.outputs import write as write_outputs
+from operations.streams import stream_index
+from pipeline_config import sale_record
+from tests.integration.recovery_stack import BUCKET, LAKE_PREFIX, STREAM, Stack, stack, valid_events
 from transform_lambda.handler import normaliser
 
 pytestmark = pytest.mark.integration
@@ -30,7 +37,7 @@ FUNCTION_ERROR = "The Lambda function was successfully invoked but it returned a
 
 
 def record_of(event: dict[str, Any]) -> bytes:
-    """The record the fan-out sends Firehose for ``event``."""
+    """The record the fan-out sends Firehose for ``event`` (the compact form)."""
     return firehose_record(Sale(event_id=event["id"], event_time=event["time"], detail=event["detail"]))
 
 
@@ -67,7 +74,7 @@ def seed_error_objects(stack: Stack) -> dict[str, Any]:
     bad["detail"]["tenantId"] = "../x"  # the transform refuses it: it would escape its partition
     # Format conversion and the partition limit fail after the transform: their records are lake rows, which
     # carry no tenant_id (a partition key). events[4]'s tenant has a folder in the lake; events[3]'s has none.
-    rows = [normaliser.normalise(json.loads(record_of(event)))[0] for event in events[3:5]]
+    rows = [normaliser.normalise(read_record(record_of(event)))[0] for event in events[3:5]]
     partition_row, converted_row = (json.dumps(row).encode() + b"\n" for row in rows)
     s3.put_object(Bucket=BUCKET, Key=f"{LAKE_PREFIX}tenant_id={events[4]['detail']['tenantId']}/year=2025/x.parquet")
     good = [record_of(event) for event in events[:3]]
@@ -150,8 +157,12 @@ def test_reprocess_dry_run_changes_nothing(stack: Stack, error_objects: dict[str
 
 
 def sent_rows(stack: Stack) -> list[dict[str, Any]]:
-    """The lake rows (records with a sale_id and a tenant_id) the delivery stream received."""
-    lines = [json.loads(line) for line in lake_data(stack).splitlines() if line.startswith(b"{")]
+    """The lake rows (records with a sale_id and a tenant_id) the delivery stream received.
+
+    Read object by object: moto writes each batch as one object, and the compact records' batches (binary, no
+    newline) would run into a row's line if the objects were concatenated."""
+    bodies = [body for key, body in sorted(stack.bucket().items()) if key.startswith(LAKE_PREFIX)]
+    lines = [json.loads(line) for body in bodies if body.startswith(b"{") for line in body.splitlines()]
     return [line for line in lines if "sale_id" in line]
 
 
@@ -181,7 +192,7 @@ def test_reprocess_resends_good_records_moves_their_objects_and_keeps_every_fail
     converted_event = error_objects["events"][4]
     (row,) = sent_rows(stack)
     assert row["tenant_id"] == converted_event["detail"]["tenantId"]
-    assert normaliser.normalise(row) == normaliser.normalise(json.loads(record_of(converted_event)))
+    assert normaliser.normalise(row) == normaliser.normalise(read_record(record_of(converted_event)))
     # The partition-limit row's tenant has no lake folder: it stays, and the reason says how to name it.
     assert after[KEYS["partitions"]] == before[KEYS["partitions"]]
     assert "none of the 1 known tenant(s) reproduces its sale_id; name its tenant with --tenant" in out
@@ -302,3 +313,117 @@ def test_an_object_that_cannot_be_copied_is_not_deleted_and_the_others_go_on(
     after = stack.bucket()
     assert after[KEYS["good"]] == before[KEYS["good"]]
     assert outcomes[KEYS["mixed"]]["action"] == "split" and f"reprocessed/{KEYS['mixed']}" in after
+
+
+# -- compact records and several streams -------------------------------------------------------------------------
+
+SECOND_STREAM = f"{STREAM}-1"
+SECOND_PREFIX = "sales_history_stream_1/"
+MIXED_FORMS = f"errors/processing-failed/{DAY}carousel-sales-1-2026-01-15-09-15-00-ffff"
+#: A compact record whose header length runs past its end.
+MALFORMED = sale_record.MAGIC + (500).to_bytes(4, "little") + b'{"eventId":"x"}'
+
+
+def two_stream_stack(stack: Stack, folder: Path) -> Stack:
+    """The stack with a second Direct PUT stream (its own lake prefix) and outputs naming both streams."""
+    firehose = stack.client("firehose")
+    if SECOND_STREAM not in firehose.list_delivery_streams()["DeliveryStreamNames"]:
+        firehose.create_delivery_stream(
+            DeliveryStreamName=SECOND_STREAM,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose-test",
+                "BucketARN": f"arn:aws:s3:::{BUCKET}",
+                "Prefix": SECOND_PREFIX,
+            },
+        )
+    values = dict(load_outputs(stack.outputs).values)
+    outputs = folder / "outputs.json"
+    write_outputs(outputs, {**values, "delivery_stream_names": [STREAM, SECOND_STREAM]})
+    return dataclasses.replace(stack, outputs=outputs)
+
+
+def delivered_to(stack: Stack, prefix: str) -> bytes:
+    return b"".join(body for key, body in sorted(stack.bucket().items()) if key.startswith(prefix))
+
+
+@pytest.fixture
+def mixed_forms(stack: Stack, error_objects: dict[str, Any]) -> dict[str, Any]:
+    """Beside the usual objects: one holding compact records, the JSON form of one, and a malformed compact one."""
+    events = valid_events(8, seed=11)
+    compact = [record_of(event) for event in events[:7]]
+    as_json = json.dumps(sale_record.decode(record_of(events[7]))).encode() + b"\n"
+    body = lines(
+        *(envelope(data, "Lambda.FunctionError", FUNCTION_ERROR, 40 + n) for n, data in enumerate(compact)),
+        envelope(as_json, "Lambda.FunctionError", FUNCTION_ERROR, 47),
+        envelope(MALFORMED, "Lambda.FunctionError", FUNCTION_ERROR, 48),
+    )
+    stack.client("s3").put_object(Bucket=BUCKET, Key=MIXED_FORMS, Body=body)
+    return {"events": events, "compact": compact, "json": as_json}
+
+
+def test_list_reads_compact_records_as_their_json_form_and_names_a_malformed_one(
+    stack: Stack, mixed_forms: dict[str, Any]
+) -> None:
+    status, out, _ = stack.run("errors", "list", "--type", "processing-failed", "--json")
+
+    assert status == 0
+    groups = {g["errorCode"]: g for g in json.loads(out)["groups"]}
+    function_error = groups["Lambda.FunctionError"]
+    assert [event["id"] for event in mixed_forms["events"]] == function_error["eventIds"][-8:]
+    assert function_error["malformed"] == {
+        f"{MIXED_FORMS}#8": "malformed compact record: header of 500 bytes runs past the record's 23"
+    }
+
+    status, out, _ = stack.run("errors", "list", "--type", "processing-failed", "--records")
+
+    assert status == 0
+    shown = next(line for line in out.splitlines() if line.startswith(f"  {MIXED_FORMS}#0: "))
+    assert shown.startswith(f'  {MIXED_FORMS}#0: {{"productId":')  # the JSON form, not the bytes
+    assert f'"eventId":"{mixed_forms["events"][0]["id"]}"' in shown or shown.endswith("chars)")
+    assert f"{MIXED_FORMS}#8: malformed compact record: header of 500 bytes" in out
+    assert not [line for line in out.splitlines() if line.startswith(f"  {MIXED_FORMS}") and "not JSON" in line]
+
+    status, out, _ = stack.run("errors", "list", "--type", "processing-failed")
+
+    assert "unreadable data: 1 record(s)" in out
+    assert f"{MIXED_FORMS}#8: malformed compact record: header of 500 bytes" in out
+
+
+def test_reprocess_puts_compact_records_back_as_they_were_spread_over_two_streams(
+    stack: Stack, mixed_forms: dict[str, Any], tmp_path: Path
+) -> None:
+    two = two_stream_stack(stack, tmp_path)
+    before = stack.bucket()
+
+    status, out, _ = two.run("errors", "reprocess", "--type", "processing-failed", "--json")
+
+    assert status == 1  # the malformed record (and the mixed object's bad one) stay
+    document = json.loads(out)
+    assert (document["stream"], document["streams"]) == (STREAM, [STREAM, SECOND_STREAM])
+    outcome = next(item for item in document["objects"] if item["key"] == MIXED_FORMS)
+    assert outcome["action"] == "split" and outcome["recordsSent"] == 8
+    reason = "malformed compact record: header of 500 bytes runs past the record's 23"
+    assert outcome["stillFailing"] == {reason: 1}
+    lakes = {STREAM: delivered_to(stack, LAKE_PREFIX), SECOND_STREAM: delivered_to(stack, SECOND_PREFIX)}
+    for data in [*mixed_forms["compact"], mixed_forms["json"]]:
+        chosen = [STREAM, SECOND_STREAM][stream_index(read_record(data)["saleId"], 2)]
+        other = SECOND_STREAM if chosen == STREAM else STREAM
+        assert lakes[chosen].count(data) == 1, "put back byte for byte, into the stream its sale id names"
+        assert data not in lakes[other]
+    assert lakes[STREAM] and lakes[SECOND_STREAM], "eleven sales fall on both streams"
+    assert sum(outcome["sentByStream"].values()) == 8
+    after = stack.bucket()
+    assert after[f"reprocessed/{MIXED_FORMS}"] == before[MIXED_FORMS]
+    (kept,) = [json.loads(line) for line in after[f"{MIXED_FORMS}.still-failing"].splitlines()]
+    assert base64.b64decode(kept["rawData"]) == MALFORMED
+
+
+def test_reprocess_text_names_every_stream(stack: Stack, mixed_forms: dict[str, Any], tmp_path: Path) -> None:
+    two = two_stream_stack(stack, tmp_path)
+
+    status, out, _ = two.run("errors", "reprocess", "--type", "processing-failed", "--dry-run")
+
+    assert status == 1
+    assert f"records would be sent to 2 streams by sale id ('{STREAM}': " in out
+    assert f"'{SECOND_STREAM}': " in out

@@ -16,8 +16,10 @@ from operations.error_records import (
     error_type_of,
     group,
     parse_object,
+    read_record,
     split_s3_url,
 )
+from pipeline_config import sale_record
 from tests.support import load_event
 
 ROOT = "errors/"
@@ -119,6 +121,7 @@ def test_the_transform_check_uses_the_transforms_own_rules() -> None:
     assert problems[1] is not None and problems[1].startswith("the transform rejects it: tenantId: must match")
     assert problems[2] is not None and problems[2].startswith("not JSON")
     assert problems[3] is not None and problems[3].startswith("not JSON")  # orjson, like the transform, refuses NaN
+    assert sale_record.is_compact(good), "the fan-out's records are compact"
 
 
 def test_the_transform_check_refuses_records_over_firehoses_size_limit() -> None:
@@ -131,7 +134,7 @@ def test_the_transform_check_refuses_records_over_firehoses_size_limit() -> None
 def lake_row(event: dict[str, Any]) -> bytes:
     from transform_lambda.handler import normaliser
 
-    row, _ = normaliser.normalise(json.loads(firehose_record(Sale(event["id"], event["time"], event["detail"]))))
+    row, _ = normaliser.normalise(read_record(firehose_record(Sale(event["id"], event["time"], event["detail"]))))
     return json.dumps(row).encode() + b"\n"
 
 
@@ -167,3 +170,75 @@ def test_a_record_that_is_not_a_lake_row_is_never_given_a_tenant() -> None:
     prepared = TransformCheck(tenants=[event["detail"]["tenantId"]]).prepare(record)
 
     assert prepared.data is None and prepared.problem == "the transform rejects it: tenantId: is required"
+
+
+# -- compact records (pipeline_config.sale_record) -----------------------------------------------------------
+
+
+def compact(event: dict[str, Any]) -> bytes:
+    return firehose_record(Sale(event["id"], event["time"], event["detail"]))
+
+
+def json_form(event: dict[str, Any]) -> bytes:
+    """The same record as the fan-out put it before the compact form: one JSON line."""
+    return json.dumps(sale_record.decode(compact(event))).encode() + b"\n"
+
+
+#: Malformed compact records and the start of the reason MalformedRecord gives.
+MALFORMED = [
+    (b"\x00SR9" + b"\x00" * 8, "malformed compact record: unknown version"),
+    (sale_record.MAGIC + b"\x01", "malformed compact record: 5 bytes, shorter than"),
+    (sale_record.MAGIC + (200).to_bytes(4, "little") + b"{}", "malformed compact record: header of 200 bytes"),
+    (sale_record.MAGIC + (2).to_bytes(4, "little") + b"{}" + b"\x01\x02", "malformed compact record: embedding of 2"),
+    (sale_record.MAGIC + (2).to_bytes(4, "little") + b"{x", "malformed compact record: header is not JSON"),
+    (sale_record.MAGIC + (2).to_bytes(4, "little") + b"[]", "malformed compact record: header is JSON list"),
+]
+
+
+def test_a_compact_record_reads_as_its_json_form() -> None:
+    event = load_event("product_sold")
+    body = "".join(json.dumps(envelope(data)) + "\n" for data in (compact(event), json_form(event)))
+    from_compact, from_json = parse_object(KEY, body.encode(), ROOT)
+
+    assert from_compact.decoded() == (json.loads(json_form(event)), None)
+    assert from_compact.event_id() == from_json.event_id() == event["id"]
+    assert from_compact.sale_id() == from_json.sale_id() is not None
+    shown = json.loads(from_compact.display())
+    assert shown == json.loads(from_json.display()), "--records shows a compact record as the JSON form would"
+    (only,) = group([from_compact, from_json])
+    assert only.as_json()["eventIds"] == [event["id"], event["id"]]
+    assert only.as_json()["malformed"] == {}
+
+
+def test_a_compact_record_passes_the_check_and_goes_back_compact() -> None:
+    event = load_event("product_sold")
+    data = compact(event)
+    (record,) = parse_object(KEY, json.dumps(envelope(data)).encode(), ROOT)
+
+    prepared = TransformCheck().prepare(record)
+
+    assert prepared.problem is None
+    assert prepared.data == data, "put back byte for byte: Firehose's quota and bill count these bytes"
+    assert prepared.sale_id == sale_record.decode(data)["saleId"]
+
+
+def test_a_compact_record_the_transform_rejects_says_why() -> None:
+    bad_event = load_event("escaping_tenant")
+    (record,) = parse_object(KEY, json.dumps(envelope(compact(bad_event))).encode(), ROOT)
+
+    problem = TransformCheck().problem(record)
+
+    assert problem is not None and problem.startswith("the transform rejects it: tenantId: must match")
+
+
+@pytest.mark.parametrize(("data", "reason"), MALFORMED, ids=[r.split(": ")[1][:24] for _, r in MALFORMED])
+def test_a_malformed_compact_record_is_reported_with_its_reason(data: bytes, reason: str) -> None:
+    (record,) = parse_object(KEY, json.dumps(envelope(data)).encode(), ROOT)
+
+    assert record.event_id() is None and record.sale_id() is None
+    assert record.display().startswith(reason)
+    assert not record.display().startswith("not JSON")
+    (found,) = group([record]).pop().malformed().items()
+    assert found[0] == f"{KEY}#0" and found[1].startswith(reason)
+    prepared = TransformCheck().prepare(record)
+    assert prepared.data is None and str(prepared.problem).startswith(reason)

@@ -127,6 +127,24 @@ def test_delivery_charts_draw_every_series_and_say_when_the_window_is_empty() ->
         assert svg.startswith("<svg") and "<metadata>" not in svg and "<text" not in svg  # text drawn as paths
 
 
+def test_delivery_charts_draw_one_line_per_stream_with_several_streams() -> None:
+    at = (END - timedelta(minutes=10), END - timedelta(minutes=5))
+    observation = _observation(
+        incoming_records=Series(at, (10.0, 20.0)),
+        data_freshness=Series(at, (200.0, 650.0)),
+        **{"stream1.incoming_records": Series(at, (5.0, 7.0)), "stream1.data_freshness": Series(at, (90.0, 80.0))},
+    )
+    observation.stack = StackNames(delivery_stream="a", delivery_streams=("a", "b"))
+
+    charts = dict(report.delivery_charts(observation, THRESHOLDS))
+
+    assert _data_ids(charts["Incoming vs delivered records"]) == ["data-0", "data-1"]  # each stream's incoming
+    assert _data_ids(charts["DeliveryToS3.DataFreshness against its alarm threshold"]) == ["data-0", "data-1"]
+    assert _data_ids(charts["Throttled records"]) == ["data-0", "data-1"]  # nothing counted on either stream
+    # TransformRecordsFailed (one metric for the stack) and each stream's FailedConversion.Records
+    assert _data_ids(charts["Processing and conversion failures"]) == ["data-0", "data-1", "data-2"]
+
+
 def test_dashboard_charts_one_per_known_query_each_bar_and_line_marked() -> None:
     results = [
         report.DashboardResult(

@@ -100,3 +100,25 @@ def test_run_without_the_local_runtime_installed_says_what_to_install(
     assert main(["run", "--help"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs the local runtime" in err and "[local]" in err
+
+
+@pytest.mark.parametrize(("command", "status"), [(["monitor"], 3), (["errors", "reprocess", "--dry-run"], 2)])
+def test_a_bad_delivery_stream_names_output_is_one_line_naming_it(
+    command: list[str], status: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN outputs whose delivery_stream_names is not a list of stream names
+    outputs = tmp_path / "outputs.json"
+    stack_outputs.write(
+        outputs,
+        {
+            "delivery_stream_name": "s",
+            "delivery_stream_names": "s",
+            "aws_region": "us-east-1",
+            "firehose_error_prefix": "s3://lake/errors/",
+        },
+    )
+    # WHEN a command that reads every stream is pointed at them THEN one line names the output, before any call
+    assert main([*command, "--outputs", str(outputs)]) == status
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "output 'delivery_stream_names' is 's', expected a non-empty list of stream names" in error
