@@ -83,10 +83,14 @@ class SaleNormaliser:
         self.column_names = tuple(column["name"] for column in table["columns"])
         # A compact record's embedding is read from float32 bytes: floats by construction, so only its length and
         # finiteness (NaN or infinity bytes) are left to check.
-        self._compact_columns = tuple(
+        compact_columns = tuple(
             Column(c.name, c.keys, c.required, self._float32_embedding) if c.convert == self._embedding else c
             for c in self.columns
         )
+        # What the per-record loop reads, as flat tuples (unpacked in one step, no attribute lookups: the loop
+        # runs 17 times a record and was a third of the transform's own time).
+        self._plan = tuple(_step(c) for c in self.columns)
+        self._compact_plan = tuple(_step(c) for c in compact_columns)
 
     def normalise(self, record: Any, *, float32_embedding: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
         """Return ``(row, partition_keys)`` or raise :class:`RecordRejected` naming the field.
@@ -96,24 +100,25 @@ class SaleNormaliser:
         tenant_id = self._tenant(record)
         sold = self._sold_date(record)
         row: dict[str, Any] = {}
-        for column in self._compact_columns if float32_embedding else self.columns:
-            if column.name in _FROM_SOLD_DATE:
-                row[column.name] = season(sold) if column.name == "season" else sold.isoformat()
+        for name, key, alternatives, required, convert in self._compact_plan if float32_embedding else self._plan:
+            if convert is None:  # computed from the sale date
+                row[name] = season(sold) if name == "season" else sold.isoformat()
                 continue
-            value = record.get(column.keys[0], _MISSING)
+            value = record.get(key, _MISSING)
             if value is _MISSING:
-                value = _lookup(record, column.keys)
+                value = _lookup(record, alternatives)
             if value is _MISSING or value is None:
-                if column.required:
-                    raise RecordRejected(column.keys[0], "is required")
-                row[column.name] = None
+                if required:
+                    raise RecordRejected(key, "is required")
+                row[name] = None
                 continue
             try:
-                row[column.name] = column.convert(value)
+                converted = convert(value)
             except _BadValue as exc:
-                raise RecordRejected(column.keys[0], str(exc), value) from None
-            if row[column.name] is None and column.required:
-                raise RecordRejected(column.keys[0], "must not be blank", value)
+                raise RecordRejected(key, str(exc), value) from None
+            if converted is None and required:
+                raise RecordRejected(key, "must not be blank", value)
+            row[name] = converted
         keys = {"tenant_id": tenant_id, "year": f"{sold.year:04d}", "month": f"{sold.month:02d}"}
         return row, keys
 
@@ -185,6 +190,12 @@ class SaleNormaliser:
             raise _BadValue("items must be finite numbers (the record holds NaN or infinity)")
         items: list[float] = value
         return items
+
+
+def _step(column: Column) -> tuple[str, str, tuple[str, ...], bool, Converter | None]:
+    """A column as the loop reads it; no converter for the columns computed from the sale date."""
+    convert = None if column.name in _FROM_SOLD_DATE else column.convert
+    return column.name, column.keys[0], column.keys, column.required, convert
 
 
 def _lookup(record: dict[str, Any], keys: tuple[str, ...]) -> Any:
