@@ -335,6 +335,21 @@ def test_three_streams_are_planned_watched_granted_and_given_to_the_fanout(terra
     assert environment == {"DELIVERY_STREAM_NAME": ",".join(names)}
 
 
+def test_plan_rejects_a_fanout_environment_past_lambdas_4_kb(terraform: tfs.Terraform) -> None:
+    # GIVEN 50 streams (DELIVERY_STREAM_NAME ~1.6 KB) and ~2 KB of tenants, each within its own variable's rule
+    tenants = [f"tenant-{i:03d}-abcdefghijklmnopq" for i in range(70)]
+    crowded = {"firehose_stream_count": 50, "tenant_ids": tenants}
+    result = terraform.run(
+        "plan", "-input=false", "-var-file=moto.tfvars.json",
+        _var_file(terraform.workdir, "crowded.tfvars.json", crowded), check=False, timeout=300,
+    )  # fmt: skip
+    # THEN the plan fails before Lambda would refuse the function's environment
+    assert result.returncode == 1
+    assert "The fan-out's environment would exceed Lambda's 4 KB" in " ".join(result.stderr.split()), result.stderr[
+        -3000:
+    ]
+
+
 def _module_with_pipeline(
     moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory, edit: dict[str, Any]
 ) -> tfs.Terraform:
