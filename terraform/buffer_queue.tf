@@ -25,6 +25,28 @@ locals {
   # must be at least six times the function timeout (and the timeout may never exceed it), plus the batching
   # window, during which the first messages of a batch are already in flight.
   buffer_queue_minimum_visibility_seconds = 6 * local.fanout_timeout_seconds + local.buffer_queue.maximum_batching_window_seconds
+
+  # The receive budget (pipeline.json's _comment_throttling): a message the fan-out could not deliver for
+  # throughput comes back after a backoff on its ApproximateReceiveCount n, d/2 + random(0, d/2) seconds with
+  # d = min(throttle_backoff_max_seconds, throttle_backoff_base_seconds x 2^(n-1)). The guaranteed waits d/2 of
+  # receives 1 .. max_receive_count-1 (the last receive ends in the dead-letter queue) must cover the longest
+  # backlog the stack is declared to drain. (concat with 0: Terraform's sum() refuses an empty list.)
+  throttle_backoff = {
+    base_seconds            = local.pipeline.buffer_queue.throttle_backoff_base_seconds
+    max_seconds             = local.pipeline.buffer_queue.throttle_backoff_max_seconds
+    longest_backlog_seconds = local.pipeline.buffer_queue.longest_backlog_seconds
+  }
+  buffer_queue_receive_budget_seconds = sum(concat([0], [
+    for n in range(1, max(1, local.buffer_queue.max_receive_count)) :
+    min(local.throttle_backoff.max_seconds, local.throttle_backoff.base_seconds * pow(2, n - 1)) / 2
+  ]))
+
+  # Waves sized to the quota (pipeline.json's _comment_streams): one wave of maximum_concurrency batches of
+  # batch_size records of record_bytes must fit what the streams take in one invocation's sending time, the
+  # fan-out timeout less the flow-control margin in which it stops resending and hands messages back.
+  fanout_flow_control_margin_seconds = local.pipeline.fanout_flow_control_margin_seconds
+  fanout_wave_bytes                  = local.buffer_queue.maximum_concurrency * local.buffer_queue.batch_size * local.firehose_record_bytes
+  fanout_wave_capacity_bytes         = local.firehose_stream_count * local.direct_put_bytes_per_second * (local.fanout_timeout_seconds - local.fanout_flow_control_margin_seconds)
 }
 
 # -------------------------------------------------------------------------------------------------------
@@ -59,6 +81,21 @@ resource "aws_sqs_queue" "buffer" {
         floor(local.buffer_queue.max_receive_count) == local.buffer_queue.max_receive_count,
       ])
       error_message = "pipeline_config/pipeline.json's buffer_queue values break an SQS rule: max_receive_count (${local.buffer_queue.max_receive_count}) must be an integer 1-1000."
+    }
+    # The receive budget: only when the backoffs of all receives but the last outlast the longest declared
+    # backlog can a sale throttled all through it never reach the dead-letter queue.
+    precondition {
+      condition     = local.buffer_queue_receive_budget_seconds >= local.throttle_backoff.longest_backlog_seconds
+      error_message = "The buffer queue's receive budget is too short: the guaranteed backoffs d/2 of receives 1 .. max_receive_count-1, d = min(throttle_backoff_max_seconds, throttle_backoff_base_seconds x 2^(n-1)), add up to ${local.buffer_queue_receive_budget_seconds} s with max_receive_count ${local.buffer_queue.max_receive_count}, base ${local.throttle_backoff.base_seconds} s and cap ${local.throttle_backoff.max_seconds} s, less than longest_backlog_seconds (${local.throttle_backoff.longest_backlog_seconds} s, pipeline_config/pipeline.json buffer_queue): a sale throttled through such a backlog would reach the dead-letter queue. Raise max_receive_count (buffer_queue_max_receive_count) or the backoff, or declare a shorter backlog."
+    }
+    precondition {
+      condition = alltrue([
+        local.buffer_queue.message_retention_seconds > local.throttle_backoff.longest_backlog_seconds,
+        local.throttle_backoff.base_seconds >= 1,
+        local.throttle_backoff.max_seconds >= local.throttle_backoff.base_seconds,
+        local.throttle_backoff.max_seconds <= 43200,
+      ])
+      error_message = "pipeline_config/pipeline.json's buffer_queue backoff values break a rule: message_retention_seconds (${local.buffer_queue.message_retention_seconds} s) must be longer than longest_backlog_seconds (${local.throttle_backoff.longest_backlog_seconds} s), or SQS deletes a waiting sale before the backlog drains; and 1 <= throttle_backoff_base_seconds (${local.throttle_backoff.base_seconds}) <= throttle_backoff_max_seconds (${local.throttle_backoff.max_seconds}) <= 43200 (a message's visibility timeout is at most 12 hours, SQS ChangeMessageVisibility)."
     }
   }
 }
@@ -164,6 +201,12 @@ resource "aws_lambda_event_source_mapping" "buffer_queue" {
       condition     = var.fanout_reserved_concurrency == null || try(var.fanout_reserved_concurrency >= local.buffer_queue.maximum_concurrency, false)
       error_message = "fanout_reserved_concurrency (${coalesce(var.fanout_reserved_concurrency, 0)}) is below the buffer queue's maximum_concurrency (${local.buffer_queue.maximum_concurrency}): Lambda would throttle the event source mapping and messages would use up their receives. Raise the reservation or lower buffer_queue_maximum_concurrency."
     }
+    # Waves sized to the quota: what one wave of concurrent batches puts must fit the streams' Direct PUT byte
+    # quota within the time an invocation sends, or every wave ends with throttled sales handed back.
+    precondition {
+      condition     = local.fanout_wave_bytes <= local.fanout_wave_capacity_bytes
+      error_message = "The buffer queue's waves exceed the Firehose quota: maximum_concurrency ${local.buffer_queue.maximum_concurrency} x batch_size ${local.buffer_queue.batch_size} x record_bytes ${local.firehose_record_bytes} = ${local.fanout_wave_bytes} bytes must be at most stream_count ${local.firehose_stream_count} x the Direct PUT quota of ${local.region} (${local.direct_put_bytes_per_second} bytes/s, pipeline_config/pipeline.json firehose.direct_put_bytes_per_second) x (fanout_timeout_seconds ${local.fanout_timeout_seconds} - fanout_flow_control_margin_seconds ${local.fanout_flow_control_margin_seconds}) = ${local.fanout_wave_capacity_bytes} bytes. Lower buffer_queue_maximum_concurrency or buffer_queue_batch_size, add streams (firehose_stream_count) or ask AWS for a higher quota (and record it in pipeline.json)."
+    }
   }
 
   # Lambda checks at creation that the role may receive from the queue; and no message is consumed before
@@ -175,9 +218,18 @@ data "aws_iam_policy_document" "fanout_buffer_queue" {
   count = local.buffer_queue_enabled ? 1 : 0
 
   # What the event source mapping needs (Lambda DG, "Lambda execution role permissions" for SQS), on exactly
-  # this queue. No ChangeMessageVisibility: a failed message waits out the visibility timeout.
+  # this queue.
   statement {
+    sid       = "EventSourceMappingPolls"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.buffer[0].arn]
+  }
+  # The handler itself: a message it hands back for throughput (batchItemFailures) gets a backoff on its
+  # ApproximateReceiveCount instead of the queue's visibility timeout (ChangeMessageVisibilityBatch, which
+  # IAM authorises as sqs:ChangeMessageVisibility), on this queue only.
+  statement {
+    sid       = "HandlerBacksOffThrottledMessages"
+    actions   = ["sqs:ChangeMessageVisibility"]
     resources = [aws_sqs_queue.buffer[0].arn]
   }
 }

@@ -31,8 +31,18 @@ resource "aws_cloudwatch_log_stream" "firehose_delivery" {
   log_group_name = aws_cloudwatch_log_group.firehose.name
 }
 
+# firehose_stream_count identical Direct PUT streams (pipeline.json's firehose.stream_count unless overridden):
+# the same bucket, prefixes, transform, Glue table, error prefix, log group and role. The fan-out spreads a
+# batch over them (DELIVERY_STREAM_NAME lists them all), so the Direct PUT quotas, which are per stream,
+# multiply by the count. Firehose names every S3 object after its stream ("<evaluated prefix><stream
+# name>-<stream version>-<yyyy>-<MM>-<dd>-<HH>-<mm>-<ss>-<uuid><file extension>", Amazon Data Firehose DG,
+# "Configure Amazon S3 object name format"), so the streams never write the same key in a shared prefix.
+# Stream 0 keeps the name (and, through the moved block below, the address's state) it had as the only
+# stream: adding streams replaces nothing.
 resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
-  name        = local.names.delivery_stream
+  count = local.firehose_stream_count
+
+  name        = local.delivery_stream_names[count.index]
   destination = "extended_s3"
 
   lifecycle {
@@ -42,14 +52,22 @@ resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
       condition = alltrue([
         local.firehose.buffering_size_mib >= 64, local.firehose.buffering_size_mib <= 128,
         local.firehose.buffering_interval_seconds >= 60, local.firehose.buffering_interval_seconds <= 900,
-        local.firehose.processor_buffer_size_mib >= 0.2, local.firehose.processor_buffer_size_mib <= 2,
+        local.firehose.processor_buffer_size_mib >= 0.2, local.firehose.processor_buffer_size_mib <= 0.7,
         local.firehose.processor_buffer_interval >= 0, local.firehose.processor_buffer_interval <= 900,
         contains(["SNAPPY", "GZIP", "UNCOMPRESSED"], local.firehose.parquet_compression),
         strcontains(local.firehose.error_output_prefix, "!{firehose:error-output-type}"),
         !strcontains(local.firehose.prefix, "!{firehose:error-output-type}"),
         length(local.firehose.prefix) <= 512, length(local.firehose.error_output_prefix) <= 512,
+        local.firehose_stream_count >= 1, local.firehose_stream_count <= 50,
+        floor(local.firehose_stream_count) == local.firehose_stream_count,
+        local.firehose_record_bytes >= 1, local.firehose_record_bytes <= 1024000,
+        can(local.pipeline.firehose.direct_put_bytes_per_second["default"]),
       ])
-      error_message = "pipeline_config/pipeline.json's firehose values break a Firehose or pipeline rule: buffering 64-128 MiB and 60-900 s (dynamic partitioning), processor buffer 0.2-2 MiB (the transform's 6 MB response bound), parquet compression SNAPPY/GZIP/UNCOMPRESSED, error prefix with !{firehose:error-output-type} and prefix without it, both at most 512 characters."
+      error_message = "pipeline_config/pipeline.json's firehose values break a Firehose or pipeline rule: buffering 64-128 MiB and 60-900 s (dynamic partitioning), processor buffer 0.2-0.7 MiB (got ${local.firehose.processor_buffer_size_mib}: compact records widen ~7.7x in the transform's answer, base64 included, and the Lambda response is capped at 6 MB), parquet compression SNAPPY/GZIP/UNCOMPRESSED, error prefix with !{firehose:error-output-type} and prefix without it, both at most 512 characters, stream_count an integer 1-50 (got ${local.firehose_stream_count}), record_bytes 1-1,024,000 (a Firehose record is at most 1,000 KiB), direct_put_bytes_per_second with a \"default\" entry."
+    }
+    postcondition {
+      condition     = self.arn == local.delivery_stream_arns[count.index]
+      error_message = "Firehose stream ${self.name}'s ARN (${self.arn}) differs from the one main.tf builds for the fan-out's PutRecordBatch grant (${local.delivery_stream_arns[count.index]})."
     }
   }
 
@@ -132,4 +150,11 @@ resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
     aws_iam_role_policy.firehose_glue,
     aws_iam_role_policy.firehose_logs,
   ]
+}
+
+# The stream was a single resource before firehose_stream_count: its state moves to index 0 (same name, same
+# configuration), so an existing stack gets the new streams added and stream 0 is neither replaced nor changed.
+moved {
+  from = aws_kinesis_firehose_delivery_stream.sales_history
+  to   = aws_kinesis_firehose_delivery_stream.sales_history[0]
 }

@@ -75,9 +75,11 @@ resource "aws_iam_role_policy" "fanout_idempotency_table" {
 }
 
 data "aws_iam_policy_document" "fanout_delivery_stream" {
+  # Every stream of firehose_stream_count, and only those: the fan-out spreads a batch over all of them. (ARNs
+  # from the names, main.tf; each stream's postcondition checks that its ARN is the one granted here.)
   statement {
     actions   = ["firehose:PutRecordBatch"]
-    resources = [aws_kinesis_firehose_delivery_stream.sales_history.arn]
+    resources = local.delivery_stream_arns
   }
 }
 
@@ -166,7 +168,7 @@ resource "aws_iam_role_policy" "transform_kms" {
 }
 
 # -------------------------------------------------------------------------------------------------------
-# Firehose delivery stream
+# Firehose delivery streams: one role for all of them (the same bucket, transform, Glue table and log group)
 # -------------------------------------------------------------------------------------------------------
 resource "aws_iam_role" "firehose" {
   name               = "${local.names.delivery_stream}-firehose"

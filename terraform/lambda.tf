@@ -16,6 +16,18 @@ locals {
     var.metrics_namespace == null ? {} : { POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace },
   )
 
+  # Every delivery stream, comma-separated (Firehose names cannot contain commas): the fan-out spreads a batch
+  # over them by sale id. A local of its own so that a plan can show it (the queue URL keeps the function's
+  # whole environment unknown until apply).
+  fanout_delivery_stream_environment = {
+    DELIVERY_STREAM_NAME = join(",", aws_kinesis_firehose_delivery_stream.sales_history[*].name)
+  }
+
+  fanout_known_environment_bytes = sum([
+    for name, value in merge(local.lambda_common_environment, local.fanout_delivery_stream_environment, local.fanout_lake_scope_environment) :
+    length(name) + length(value)
+  ])
+
   # What Athena's partition projection shows (glue.tf), as fanout_lambda/settings.py reads it: the fan-out
   # refuses a sale outside it into the dead-letter queue. No TENANT_IDS with the injected projection.
   fanout_lake_scope_environment = merge(
@@ -53,14 +65,26 @@ resource "aws_lambda_function" "fanout" {
 
   environment {
     # Names exactly as fanout_lambda/settings.py reads them (REQUIRED_VARIABLES) plus the optional ones.
+    # BUFFER_QUEUE_URL only with the queue trigger: the fan-out delays a throttled message's next receive
+    # with ChangeMessageVisibilityBatch on that queue (buffer_queue.tf grants it on exactly that queue).
     variables = merge(local.lambda_common_environment, {
       SALES_TABLE_NAME       = aws_dynamodb_table.sales.name
       IDEMPOTENCY_TABLE_NAME = aws_dynamodb_table.idempotency.name
-      DELIVERY_STREAM_NAME   = aws_kinesis_firehose_delivery_stream.sales_history.name
       DEAD_LETTER_QUEUE_URL  = aws_sqs_queue.dead_letter.url
-    }, local.fanout_lake_scope_environment)
+      }, local.fanout_delivery_stream_environment, local.fanout_lake_scope_environment,
+      local.buffer_queue_enabled ? { BUFFER_QUEUE_URL = aws_sqs_queue.buffer[0].url } : {},
+    )
   }
 
+
+  lifecycle {
+    # Lambda caps a function's environment at 4 KB (all keys and values). The stream names and the tenant list
+    # grow with the variables; the table names and queue URLs (unknown before apply) get 512 bytes of room.
+    precondition {
+      condition     = local.fanout_known_environment_bytes + 512 <= 4096
+      error_message = "The fan-out's environment would exceed Lambda's 4 KB: ${local.fanout_known_environment_bytes} bytes of variables known at plan time (DELIVERY_STREAM_NAME for ${local.firehose_stream_count} streams, TENANT_IDS, ...) + 512 bytes for the table names and queue URLs. Use fewer streams (firehose_stream_count), a shorter name_prefix, or tenant_ids = [] (injected projection)."
+    }
+  }
 
   # The log group above is the function's default one (/aws/lambda/<name>); creating it first gives it
   # retention and encryption before Lambda would create it without either.

@@ -62,6 +62,26 @@ locals {
     parquet_compression        = coalesce(var.parquet_compression, local.pipeline.firehose.parquet_compression)
   }
 
+  # firehose_stream_count identical Direct PUT streams (firehose.tf). Stream 0 keeps the one stream's name of
+  # before; the others get "-2", "-3", ... Firehose names cannot contain commas, so the fan-out gets the names
+  # comma-separated in DELIVERY_STREAM_NAME.
+  firehose_stream_count = coalesce(var.firehose_stream_count, local.pipeline.firehose.stream_count)
+  delivery_stream_names = [
+    for i in range(local.firehose_stream_count) : i == 0 ? local.names.delivery_stream : "${local.names.delivery_stream}-${i + 1}"
+  ]
+  # Built from the names, as kms.tf builds the log groups' and alarms' ARNs: known at plan time, so the fan-out's
+  # PutRecordBatch grant can be read (and tested) in a plan; each stream's postcondition checks its real ARN.
+  delivery_stream_arns = [
+    for name in local.delivery_stream_names : "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${name}"
+  ]
+  # The largest compact record the sizing assumes, and each stream's Direct PUT byte quota in this region
+  # (pipeline.json; regions it does not name have the "default" quota).
+  firehose_record_bytes = local.pipeline.firehose.record_bytes
+  direct_put_bytes_per_second = lookup(
+    local.pipeline.firehose.direct_put_bytes_per_second, local.region,
+    try(local.pipeline.firehose.direct_put_bytes_per_second["default"], 0), # no "default": firehose.tf's precondition says so
+  )
+
   # The sold-date years the lake shows: Athena's year projection covers them, and the fan-out (SOLD_DATE_YEARS)
   # refuses a sale outside them into the dead-letter queue instead of writing a row Athena would never show.
   sold_date_years = coalesce(var.partition_projection_year_range, "${local.pipeline.sold_date_years.first},${local.pipeline.sold_date_years.last}")

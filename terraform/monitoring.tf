@@ -51,41 +51,50 @@ locals {
     dimensions = { service = "sales-transform" }
   }
 
-  firehose_dimensions = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.sales_history.name }
-  alarm_actions       = [aws_sns_topic.alarms.arn]
+  # Every Firehose alarm exists once per stream: key "<stream label>-<check>", where the label is the stream's
+  # name without "<name_prefix>-" ("sales-history", "sales-history-2", ...), so the alarm's name is
+  # "<stream name>-<check>". Keys come from the names (known at plan time), dimensions from the streams.
+  firehose_streams = {
+    for i, name in local.delivery_stream_names : trimprefix(name, "${var.name_prefix}-") => {
+      dimensions = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.sales_history[i].name }
+    }
+  }
+  alarm_actions = [aws_sns_topic.alarms.arn]
 
   # Single-metric alarms, one entry each. Firehose metrics are evaluated over 5 minutes (they are emitted
   # per minute, but delivery happens per buffer), as are the transform's failed records and the DLQ's oldest
   # message; Lambda errors and the DLQ depth over 1 minute.
   metric_alarms = merge(
-    {
-      "firehose-data-freshness" = {
-        description = "Oldest record in Firehose is older than it should ever be: delivery to S3 is falling behind (AWS-recommended alarm, above the buffering interval). The threshold allows what normal delivery takes: up to 1.5 x the buffering interval with dynamic partitioning, plus the transform's processor buffer interval, plus a minute for conversion and upload; the bare interval would flap at low traffic."
+    merge([for label, stream in local.firehose_streams : {
+      "${label}-data-freshness" = {
+        description = "Oldest record in Firehose stream ${label} is older than it should ever be: delivery to S3 is falling behind (AWS-recommended alarm, above the buffering interval). The threshold allows what normal delivery takes: up to 1.5 x the buffering interval with dynamic partitioning, plus the transform's processor buffer interval, plus a minute for conversion and upload; the bare interval would flap at low traffic."
         namespace   = "AWS/Firehose", metric = "DeliveryToS3.DataFreshness", statistic = "Maximum", period = 300
-        dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold"
+        dimensions  = stream.dimensions, comparison = "GreaterThanThreshold"
         threshold   = ceil(1.5 * local.firehose.buffering_interval_seconds) + local.firehose.processor_buffer_interval + 60
         missing     = "notBreaching"
       }
-      "firehose-throttled-records" = {
-        description = "Firehose throttled incoming records: the fan-out Lambda is resending (AWS-recommended alarm)."
+      "${label}-throttled-records" = {
+        description = "Firehose stream ${label} throttled incoming records: the fan-out Lambda is resending (AWS-recommended alarm). Sustained, it means more streams (firehose_stream_count) or a higher quota."
         namespace   = "AWS/Firehose", metric = "ThrottledRecords", statistic = "Sum", period = 300
-        dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+        dimensions  = stream.dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
       }
-      "firehose-failed-conversion" = {
-        description = "Records failed Parquet conversion and went to the error prefix (format-conversion-failed): the transform output no longer matches the Glue table."
+      "${label}-failed-conversion" = {
+        description = "Records of Firehose stream ${label} failed Parquet conversion and went to the error prefix (format-conversion-failed): the transform output no longer matches the Glue table."
         namespace   = "AWS/Firehose", metric = "FailedConversion.Records", statistic = "Sum", period = 300
-        dimensions  = local.firehose_dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+        dimensions  = stream.dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
       }
-      "firehose-transform-failing" = {
-        description = "Transform Lambda invocations by Firehose are failing (ExecuteProcessing.Success below 1); records go to processing-failed after the retries."
+      "${label}-transform-failing" = {
+        description = "Transform Lambda invocations by Firehose stream ${label} are failing (ExecuteProcessing.Success below 1); records go to processing-failed after the retries."
         namespace   = "AWS/Firehose", metric = "ExecuteProcessing.Success", statistic = "Average", period = 300
-        dimensions  = local.firehose_dimensions, comparison = "LessThanThreshold", threshold = 1, missing = "notBreaching"
+        dimensions  = stream.dimensions, comparison = "LessThanThreshold", threshold = 1, missing = "notBreaching"
       }
-      "firehose-partition-count-exceeded" = {
-        description = "More active partitions than the stream's limit (pipeline.json active_partitions_limit); overflow records go to the error prefix. Ask AWS to raise ActivePartitionsLimit."
+      "${label}-partition-count-exceeded" = {
+        description = "Firehose stream ${label} has more active partitions than its limit (pipeline.json active_partitions_limit); overflow records go to the error prefix. Ask AWS to raise ActivePartitionsLimit."
         namespace   = "AWS/Firehose", metric = "PartitionCountExceeded", statistic = "Maximum", period = 300
-        dimensions  = local.firehose_dimensions, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
+        dimensions  = stream.dimensions, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
       }
+    }]...),
+    {
       # SQS publishes a queue's metrics only while it is active (up to six hours after the last API call), so
       # a dead-letter queue nobody touches goes silent while its messages wait for up to 14 days. "ignore"
       # keeps the alarm's last state through the silence: ALARM stays ALARM until data shows the queue empty.
@@ -127,11 +136,15 @@ locals {
   # Incoming traffic against the stream's per-second quotas (AWS-recommended): the quota is itself a
   # Firehose metric, so the alarm follows a raised quota without a change here.
   incoming_limit_period = 300
-  incoming_limit_alarms = {
-    "firehose-incoming-records-near-limit"  = { metric = "IncomingRecords", limit = "RecordsPerSecondLimit" }
-    "firehose-incoming-bytes-near-limit"    = { metric = "IncomingBytes", limit = "BytesPerSecondLimit" }
-    "firehose-incoming-requests-near-limit" = { metric = "IncomingPutRequests", limit = "PutRequestsPerSecondLimit" }
+  incoming_limit_checks = {
+    "incoming-records-near-limit"  = { metric = "IncomingRecords", limit = "RecordsPerSecondLimit" }
+    "incoming-bytes-near-limit"    = { metric = "IncomingBytes", limit = "BytesPerSecondLimit" }
+    "incoming-requests-near-limit" = { metric = "IncomingPutRequests", limit = "PutRequestsPerSecondLimit" }
   }
+  # Each stream has its own quotas (they are per stream): three alarms per stream.
+  incoming_limit_alarms = merge([for label, stream in local.firehose_streams : {
+    for check, value in local.incoming_limit_checks : "${label}-${check}" => merge(value, { stream = label, dimensions = stream.dimensions })
+  }]...)
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
@@ -156,7 +169,7 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
   for_each = local.incoming_limit_alarms
 
   alarm_name          = "${var.name_prefix}-${each.key}"
-  alarm_description   = "Firehose ${each.value.metric} per second is above ${var.incoming_limit_alarm_percent}% of ${each.value.limit}: batch more per call or ask AWS to raise the quota."
+  alarm_description   = "Firehose stream ${each.value.stream}: ${each.value.metric} per second is above ${var.incoming_limit_alarm_percent}% of ${each.value.limit}: batch more per call, add streams (firehose_stream_count) or ask AWS to raise the quota."
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.incoming_limit_alarm_percent
   evaluation_periods  = var.alarm_evaluation_periods
@@ -181,7 +194,7 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
       metric_name = each.value.metric
       stat        = "Sum"
       period      = local.incoming_limit_period
-      dimensions  = local.firehose_dimensions
+      dimensions  = each.value.dimensions
     }
   }
 
@@ -192,13 +205,14 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
       metric_name = each.value.limit
       stat        = "Minimum"
       period      = local.incoming_limit_period
-      dimensions  = local.firehose_dimensions
+      dimensions  = each.value.dimensions
     }
   }
 }
 
 locals {
-  stream_name = aws_kinesis_firehose_delivery_stream.sales_history.name
+  # Every Firehose widget shows each metric once per stream (one line per stream).
+  stream_names = aws_kinesis_firehose_delivery_stream.sales_history[*].name
   firehose_metric = {
     for m in [
       "IncomingRecords", "IncomingBytes", "IncomingPutRequests", "ThrottledRecords",
@@ -207,19 +221,31 @@ locals {
       "ExecuteProcessing.Success", "ExecuteProcessing.Duration", "SucceedProcessing.Records",
       "SucceedConversion.Records", "FailedConversion.Records",
       "PartitionCount", "PartitionCountExceeded", "ActivePartitionsLimit",
-    ] : m => ["AWS/Firehose", m, "DeliveryStreamName", local.stream_name]
+    ] : m => [for name in local.stream_names : ["AWS/Firehose", m, "DeliveryStreamName", name]]
+  }
+  # The lines of a Firehose widget: each metric for every stream, with the widget's extra options.
+  firehose_lines = {
+    for key, spec in {
+      incoming   = { metrics = ["IncomingRecords", "IncomingPutRequests", "ThrottledRecords"], options = [{ stat = "Sum" }] }
+      quotas     = { metrics = ["RecordsPerSecondLimit", "PutRequestsPerSecondLimit", "BytesPerSecondLimit"], options = [] }
+      delivery   = { metrics = ["DeliveryToS3.Records", "DeliveryToS3.ObjectCount"], options = [{ stat = "Sum" }] }
+      freshness  = { metrics = ["DeliveryToS3.DataFreshness", "DeliveryToS3.Success"], options = [{ stat = "Maximum" }] }
+      transform  = { metrics = ["ExecuteProcessing.Success", "ExecuteProcessing.Duration", "SucceedProcessing.Records"], options = [] }
+      conversion = { metrics = ["SucceedConversion.Records", "FailedConversion.Records"], options = [{ stat = "Sum" }] }
+      partitions = { metrics = ["PartitionCount", "PartitionCountExceeded", "ActivePartitionsLimit"], options = [{ stat = "Maximum" }] }
+    } : key => concat([for m in spec.metrics : [for line in local.firehose_metric[m] : concat(line, spec.options)]]...)
   }
   lambda_names = [aws_lambda_function.fanout.function_name, aws_lambda_function.transform.function_name]
 
   dashboard_widgets = [
-    { title = "Firehose: incoming", metrics = [for m in ["IncomingRecords", "IncomingPutRequests", "ThrottledRecords"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
-    { title = "Firehose: per-second quotas", metrics = [for m in ["RecordsPerSecondLimit", "PutRequestsPerSecondLimit", "BytesPerSecondLimit"] : local.firehose_metric[m]] },
-    { title = "Firehose: delivery to S3", metrics = [for m in ["DeliveryToS3.Records", "DeliveryToS3.ObjectCount"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
-    { title = "Firehose: data freshness (s) and delivery success", metrics = [for m in ["DeliveryToS3.DataFreshness", "DeliveryToS3.Success"] : concat(local.firehose_metric[m], [{ stat = "Maximum" }])] },
-    { title = "Firehose: transform Lambda", metrics = [for m in ["ExecuteProcessing.Success", "ExecuteProcessing.Duration", "SucceedProcessing.Records"] : local.firehose_metric[m]] },
-    { title = "Firehose: Parquet conversion", metrics = [for m in ["SucceedConversion.Records", "FailedConversion.Records"] : concat(local.firehose_metric[m], [{ stat = "Sum" }])] },
-    { title = "Firehose: partitions", metrics = [for m in ["PartitionCount", "PartitionCountExceeded", "ActivePartitionsLimit"] : concat(local.firehose_metric[m], [{ stat = "Maximum" }])] },
-    { title = "Lambdas: invocations, errors, throttles", metrics = flatten([for fn in local.lambda_names : [for m in ["Invocations", "Errors", "Throttles"] : ["AWS/Lambda", m, "FunctionName", fn, { stat = "Sum" }]]]) },
+    { title = "Firehose: incoming", metrics = local.firehose_lines.incoming },
+    { title = "Firehose: per-second quotas", metrics = local.firehose_lines.quotas },
+    { title = "Firehose: delivery to S3", metrics = local.firehose_lines.delivery },
+    { title = "Firehose: data freshness (s) and delivery success", metrics = local.firehose_lines.freshness },
+    { title = "Firehose: transform Lambda", metrics = local.firehose_lines.transform },
+    { title = "Firehose: Parquet conversion", metrics = local.firehose_lines.conversion },
+    { title = "Firehose: partitions", metrics = local.firehose_lines.partitions },
+    { title = "Lambdas: invocations, errors, throttles", metrics = concat([for fn in local.lambda_names : [for m in ["Invocations", "Errors", "Throttles"] : ["AWS/Lambda", m, "FunctionName", fn, { stat = "Sum" }]]]...) },
     { title = "Lambdas: duration p95 (ms)", metrics = [for fn in local.lambda_names : ["AWS/Lambda", "Duration", "FunctionName", fn, { stat = "p95" }]] },
     { title = "Lambdas: concurrency", metrics = [for fn in local.lambda_names : ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", fn, { stat = "Maximum" }]] },
     { title = "Dead-letter queue", metrics = [

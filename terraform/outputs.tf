@@ -14,13 +14,23 @@ output "firehose_error_prefix" {
 }
 
 output "delivery_stream_name" {
-  description = "Firehose delivery stream the fan-out Lambda writes to (DELIVERY_STREAM_NAME)."
-  value       = aws_kinesis_firehose_delivery_stream.sales_history.name
+  description = "Firehose delivery stream 0 (the only one when firehose_stream_count is 1); delivery_stream_names lists them all."
+  value       = aws_kinesis_firehose_delivery_stream.sales_history[0].name
 }
 
 output "delivery_stream_arn" {
-  description = "ARN of the Firehose delivery stream."
-  value       = aws_kinesis_firehose_delivery_stream.sales_history.arn
+  description = "ARN of Firehose delivery stream 0; delivery_stream_arns lists them all."
+  value       = aws_kinesis_firehose_delivery_stream.sales_history[0].arn
+}
+
+output "delivery_stream_names" {
+  description = "Every Firehose delivery stream the fan-out Lambda writes to, stream 0 first (DELIVERY_STREAM_NAME joins them with commas)."
+  value       = aws_kinesis_firehose_delivery_stream.sales_history[*].name
+}
+
+output "delivery_stream_arns" {
+  description = "ARNs of every Firehose delivery stream, in the order of delivery_stream_names."
+  value       = aws_kinesis_firehose_delivery_stream.sales_history[*].arn
 }
 
 output "sales_table_name" {

@@ -96,11 +96,22 @@ variable "firehose_buffering_interval_seconds" {
 variable "processor_buffer_size_mib" {
   type        = number
   default     = null
-  description = "Override of pipeline.json's transform-Lambda buffer hint (MiB). Firehose accepts 0.2-3, but this variable stops at 2: the transform Lambda's response must stay under Lambda's 6 MB limit, and that bound is proven (by the transform's tests) only for the processor buffer in pipeline.json; base64 and the added partition metadata grow a batch, so 3 MiB could break it. Change pipeline.json (and its test) to go higher. null keeps the file's value."
+  description = "Override of pipeline.json's transform-Lambda buffer hint (MiB). Firehose accepts 0.2-3, but this variable stops at 0.7: the fan-out's compact records widen up to ~7.7x in the transform's JSON answer (float32 embedding values written as doubles, base64 included), and the answer must fit Lambda's 6 MB response, so one invocation may take at most ~0.74 MiB of input. null keeps the file's value (0.5)."
 
   validation {
-    condition     = var.processor_buffer_size_mib == null || try(var.processor_buffer_size_mib >= 0.2 && var.processor_buffer_size_mib <= 2, false)
-    error_message = "processor_buffer_size_mib must be between 0.2 and 2 (6 MB Lambda response bound; see the description)."
+    condition     = var.processor_buffer_size_mib == null || try(var.processor_buffer_size_mib >= 0.2 && var.processor_buffer_size_mib <= 0.7, false)
+    error_message = "processor_buffer_size_mib must be between 0.2 and 0.7 (compact records widen ~7.7x in the transform's answer and the Lambda response is capped at 6 MB; see the description)."
+  }
+}
+
+variable "firehose_stream_count" {
+  type        = number
+  default     = null
+  description = "Override of pipeline.json's firehose.stream_count: how many identical Direct PUT streams carry the fan-out's records into the same lake layout (same bucket, prefixes, transform, Glue table, error prefix). Direct PUT quotas are per stream, so N streams take N times the bytes, records and requests per second. Stream 0 keeps the name `<name_prefix>-sales-history`; the others are `-2`, `-3`, ... Changing the count adds or removes streams and never replaces stream 0. null keeps the file's value."
+
+  validation {
+    condition     = var.firehose_stream_count == null || try(var.firehose_stream_count >= 1 && var.firehose_stream_count <= 50 && floor(var.firehose_stream_count) == var.firehose_stream_count, false)
+    error_message = "firehose_stream_count must be an integer between 1 and 50."
   }
 }
 
@@ -314,7 +325,7 @@ variable "fanout_timeout_seconds" {
 variable "transform_memory_mb" {
   type        = number
   default     = 1024
-  description = "Memory of the transform Lambda (MB). It decodes and re-encodes up to one processor buffer (1 MiB) of records per invocation."
+  description = "Memory of the transform Lambda (MB). It decodes and re-encodes up to one processor buffer (pipeline.json, at most 0.7 MiB) of records per invocation."
 
   validation {
     condition     = var.transform_memory_mb >= 128 && var.transform_memory_mb <= 10240

@@ -53,14 +53,32 @@ JUDGED_OTHERWISE = {
 }
 
 
+#: Streams in the plan: more than one, so that every per-stream alarm must exist for each of them.
+STREAM_COUNT = 2
+
+
 @pytest.fixture(scope="module")
-def alarms(moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
-    """Every aws_cloudwatch_metric_alarm of a plan with the default variables, as planned values."""
+def planned(moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+    """Every resource of a plan with the default variables and STREAM_COUNT Firehose streams, as planned values."""
     terraform = tfs.initialised_module(tmp_path_factory.mktemp("terraform-alarms"), moto_server_endpoint)
-    terraform.run("plan", "-input=false", "-out=alarms.tfplan", "-var-file=moto.tfvars.json", timeout=240)
+    terraform.run(
+        "plan", "-input=false", "-out=alarms.tfplan", "-var-file=moto.tfvars.json",
+        f"-var=firehose_stream_count={STREAM_COUNT}", timeout=240,
+    )  # fmt: skip
     plan = json.loads(terraform.run("show", "-json", "alarms.tfplan").stdout)
-    resources = plan["planned_values"]["root_module"]["resources"]
-    yield [r for r in resources if r["type"] == "aws_cloudwatch_metric_alarm"]
+    yield plan["planned_values"]["root_module"]["resources"]
+
+
+@pytest.fixture(scope="module")
+def alarms(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every aws_cloudwatch_metric_alarm of the plan."""
+    return [r for r in planned if r["type"] == "aws_cloudwatch_metric_alarm"]
+
+
+@pytest.fixture(scope="module")
+def stream_names(planned: list[dict[str, Any]]) -> set[str]:
+    """The names of the plan's Firehose delivery streams."""
+    return {r["values"]["name"] for r in planned if r["type"] == "aws_kinesis_firehose_delivery_stream"}
 
 
 def _metrics_of(alarm: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,3 +121,24 @@ def test_monitor_judges_by_the_alarms_thresholds_where_they_share_a_rule(alarms:
             assert values["comparison_operator"] == "GreaterThanThreshold", alarm["address"]
             shared += 1
     assert shared == len(alarms), "every alarm mirrors a monitor check (or is listed in JUDGED_OTHERWISE)"
+
+
+def test_every_firehose_alarm_watches_one_stream_and_every_stream_has_them_all(
+    alarms: list[dict[str, Any]], stream_names: set[str]
+) -> None:
+    # GIVEN a plan with STREAM_COUNT streams THEN each Firehose alarm reads a single stream, and every Firehose
+    # metric alarmed on for one stream is alarmed on, the same way, for each of them (Firehose's metrics and
+    # quotas are per stream: an alarm on stream 0 alone would leave the others unwatched).
+    assert len(stream_names) == STREAM_COUNT
+    watched: dict[tuple[str, ...], set[str]] = {}
+    for alarm in alarms:
+        read = [m for m in _metrics_of(alarm) if m["namespace"] == "AWS/Firehose"]
+        if not read:
+            continue
+        streams = {m["dimensions"]["DeliveryStreamName"] for m in read}
+        assert len(streams) == 1, (alarm["address"], streams)
+        kind = tuple(sorted(f"{m['metric_name']}/{m['statistic']}" for m in read))
+        watched.setdefault(kind, set()).update(streams)
+    assert len(watched) >= 8, watched  # five single-metric alarms and three quota alarms
+    for kind, streams in watched.items():
+        assert streams == stream_names, (kind, streams)

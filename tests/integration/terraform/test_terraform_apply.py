@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -339,9 +340,18 @@ def test_fanout_role_receives_and_deletes_on_exactly_the_buffer_queue(deployed: 
     role_name = role.rsplit("/", 1)[-1]
     document = iam.get_role_policy(RoleName=role_name, PolicyName="buffer-queue")["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
-    (statement,) = document["Statement"]
-    assert sorted(statement["Action"]) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-    assert statement["Resource"] == deployed.outputs["buffer_queue_arn"]
+    # What the event source mapping needs, and ChangeMessageVisibility for the handler's backoff of throttled
+    # messages (ChangeMessageVisibilityBatch is authorised as that action): each on exactly the buffer queue.
+    actions = {}
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert statement["Resource"] == deployed.outputs["buffer_queue_arn"], statement
+        listed = statement["Action"]
+        actions[statement["Sid"]] = sorted([listed] if isinstance(listed, str) else listed)
+    assert actions == {
+        "EventSourceMappingPolls": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+        "HandlerBacksOffThrottledMessages": ["sqs:ChangeMessageVisibility"],
+    }
     # No other policy of the role mentions the buffer queue.
     others = [
         iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
@@ -349,6 +359,8 @@ def test_fanout_role_receives_and_deletes_on_exactly_the_buffer_queue(deployed: 
         if name != "buffer-queue"
     ]
     assert all(deployed.outputs["buffer_queue_arn"] not in json.dumps(d) for d in others)
+    # ... and none grants ChangeMessageVisibility anywhere else (the dead-letter queue included).
+    assert all("ChangeMessageVisibility" not in json.dumps(d) for d in others)
 
 
 def test_queue_mode_has_no_async_invoke_config(deployed: Deployment) -> None:
@@ -364,7 +376,11 @@ def test_fanout_lambda_environment_is_what_settings_reads(deployed: Deployment) 
     assert configuration["Runtime"] == "python3.12"
     variables = configuration["Environment"]["Variables"]
     assert set(REQUIRED_VARIABLES) <= set(variables)
-    assert set(variables) - set(REQUIRED_VARIABLES) <= OPTIONAL_VARIABLES | set(FANOUT_OPTIONAL_VARIABLES)
+    # BUFFER_QUEUE_URL (queue trigger only): the fan-out backs off throttled messages on that queue.
+    assert set(variables) - set(REQUIRED_VARIABLES) <= OPTIONAL_VARIABLES | set(FANOUT_OPTIONAL_VARIABLES) | {
+        "BUFFER_QUEUE_URL"
+    }
+    assert variables["BUFFER_QUEUE_URL"] == deployed.outputs["buffer_queue_url"]
     # What Athena's projection shows, so the fan-out refuses what it would hide: pipeline.json's years, and
     # every tenant (tenant_ids = [] in the test: injected projection, no TENANT_IDS).
     years = load_pipeline()["sold_date_years"]
@@ -372,7 +388,10 @@ def test_fanout_lambda_environment_is_what_settings_reads(deployed: Deployment) 
     assert TENANT_IDS not in variables
     assert variables["SALES_TABLE_NAME"] == deployed.outputs["sales_table_name"]
     assert variables["IDEMPOTENCY_TABLE_NAME"] == deployed.outputs["idempotency_table_name"]
-    assert variables["DELIVERY_STREAM_NAME"] == deployed.outputs["delivery_stream_name"]
+    # Every stream, comma-separated; with pipeline.json's one stream, that is stream 0 alone.
+    assert variables["DELIVERY_STREAM_NAME"] == ",".join(deployed.outputs["delivery_stream_names"])
+    assert deployed.outputs["delivery_stream_names"] == [deployed.outputs["delivery_stream_name"]]
+    assert deployed.outputs["delivery_stream_arns"] == [deployed.outputs["delivery_stream_arn"]]
     assert variables["DEAD_LETTER_QUEUE_URL"] == deployed.outputs["dead_letter_queue_url"]
     assert int(variables["EMBEDDING_DIMENSION"]) == load_pipeline()["embedding_dimension"]
 
@@ -493,6 +512,10 @@ def test_alarms_notify_the_topic_and_dashboard_shows_the_pipeline(deployed: Depl
     body = cloudwatch.get_dashboard(DashboardName=deployed.outputs["dashboard_name"])["DashboardBody"]
     for name in ("delivery_stream_name", "fanout_lambda_name", "transform_lambda_name"):
         assert deployed.outputs[name] in body
+    # Every line of a metric widget is one array (namespace, metric, dimension pairs, options), as CloudWatch
+    # reads it; a list flattened into strings would show nothing.
+    lines = [line for w in json.loads(body)["widgets"] for line in w["properties"].get("metrics", [])]
+    assert lines and all(isinstance(line, list) for line in lines)
     assert deployed.outputs["dead_letter_queue_url"].rsplit("/", 1)[-1] in body
 
 
@@ -539,8 +562,15 @@ def test_dead_letter_alarms_keep_their_state_when_sqs_stops_publishing(deployed:
 def test_quota_alarms_use_five_minute_sums_divided_by_300(deployed: Deployment) -> None:
     # Amazon Data Firehose Developer Guide, "Implement best practices with CloudWatch Alarms".
     alarms = _alarms(deployed)
-    for name in ("incoming-records", "incoming-bytes", "incoming-requests"):
-        queries = {q["Id"]: q for q in alarms[f"firehose-{name}-near-limit"]["Metrics"]}
+    prefix = deployed.outputs["fanout_lambda_name"].removesuffix("fanout")
+    for stream, name in itertools.product(
+        deployed.outputs["delivery_stream_names"], ("incoming-records", "incoming-bytes", "incoming-requests")
+    ):
+        # One set per stream: "<stream name>-<check>" (the quotas are per stream).
+        queries = {q["Id"]: q for q in alarms[f"{stream.removeprefix(prefix)}-{name}-near-limit"]["Metrics"]}
+        for query in ("incoming", "limit"):
+            dimensions = queries[query]["MetricStat"]["Metric"]["Dimensions"]
+            assert dimensions == [{"Name": "DeliveryStreamName", "Value": stream}]
         assert queries["usage"]["Expression"].replace(" ", "") == "100*(incoming/300)/limit"
         assert queries["incoming"]["MetricStat"]["Period"] == 300
         assert queries["incoming"]["MetricStat"]["Stat"] == "Sum"
@@ -760,6 +790,9 @@ def test_direct_trigger_is_todays_wiring(switched_to_direct: Deployment, pipelin
     invoke_config = aws_lambda.get_function_event_invoke_config(FunctionName=deployed.outputs["fanout_lambda_name"])
     assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == deployed.outputs["dead_letter_queue_arn"]
     assert 0 <= invoke_config["MaximumRetryAttempts"] <= 2
+    # No buffer queue, so nothing to back off on.
+    variables = fanout["Configuration"]["Environment"]["Variables"]
+    assert "BUFFER_QUEUE_URL" not in variables
 
 
 def test_second_plan_in_direct_mode_shows_no_changes(switched_to_direct: Deployment) -> None:

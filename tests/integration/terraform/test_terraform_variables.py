@@ -31,7 +31,9 @@ INVALID = {
     "name_prefix": "Bad_Name",
     "firehose_buffering_size_mib": 32,  # dynamic partitioning needs >= 64 MiB
     "firehose_buffering_interval_seconds": 30,  # ... and >= 60 s
-    "processor_buffer_size_mib": 3,  # Firehose allows 3, the 6 MB response bound is proven only up to 2
+    # Firehose allows up to 3; compact records widen ~7.7x in the transform's answer: 6 MB holds ~0.74 MiB
+    "processor_buffer_size_mib": 0.8,
+    "firehose_stream_count": 51,
     "processor_number_of_retries": 1.5,
     "parquet_compression": "LZO",
     "lake_sse_algorithm": "aws:kms:dsse",
@@ -76,7 +78,7 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
     overrides = {
         "firehose_buffering_size_mib": 64,
         "firehose_buffering_interval_seconds": 60,
-        "processor_buffer_size_mib": 2,
+        "processor_buffer_size_mib": 0.7,  # the new bound (was 2 before the compact record)
         "parquet_compression": "GZIP",
         "tenant_ids": ["carousel-labs", "acme.eu"],
         "partition_projection_year_range": "2022,2030",
@@ -89,13 +91,13 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
     # Values still unknown at plan time are left out of planned_values; the ones checked here are known.
     resources = {r["address"]: r.get("values", {}) for r in plan["planned_values"]["root_module"]["resources"]}
 
-    s3 = resources["aws_kinesis_firehose_delivery_stream.sales_history"]["extended_s3_configuration"][0]
+    s3 = resources["aws_kinesis_firehose_delivery_stream.sales_history[0]"]["extended_s3_configuration"][0]
     assert (s3["buffering_size"], s3["buffering_interval"]) == (64, 60)
     parameters = {
         p["parameter_name"]: p.get("parameter_value")  # LambdaArn is unknown until apply
         for p in s3["processing_configuration"][0]["processors"][0]["parameters"]
     }
-    assert parameters.get("BufferSizeInMBs") == "2"  # differs from Firehose's default, so it is sent
+    assert parameters.get("BufferSizeInMBs") == "0.7"  # differs from Firehose's default, so it is sent
     assert "NumberOfRetries" not in parameters  # pipeline.json's 3 is Firehose's default: left out
     serializer = s3["data_format_conversion_configuration"][0]["output_format_configuration"][0]["serializer"][0]
     assert serializer["parquet_ser_de"][0]["compression"] == "GZIP"
@@ -156,7 +158,7 @@ def test_overrides_reach_the_buffer_queue_and_its_mapping(terraform: tfs.Terrafo
         "buffer_queue_batch_size": 10,  # at most 10: a zero window is allowed
         "buffer_queue_maximum_batching_window_seconds": 0,
         "buffer_queue_maximum_concurrency": 50,
-        "buffer_queue_max_receive_count": 3,
+        "buffer_queue_max_receive_count": 20,  # at least 13: the receive budget must cover the declared backlog
         "buffer_queue_visibility_timeout_seconds": 400,
         "fanout_timeout_seconds": 60,  # 6 x 60 + 0 = 360 <= 400
         "fanout_reserved_concurrency": 50,  # not below the mapping's maximum concurrency
@@ -172,7 +174,7 @@ def test_overrides_reach_the_buffer_queue_and_its_mapping(terraform: tfs.Terrafo
     assert mapping["scaling_config"] == [{"maximum_concurrency": 50}]
     redrive = json.loads(resources["aws_sqs_queue_redrive_policy.buffer[0]"].get("redrive_policy") or "null")
     # The dead-letter queue's ARN is unknown before apply, so the whole document may be; when known, check it.
-    assert redrive is None or redrive["maxReceiveCount"] == 3
+    assert redrive is None or redrive["maxReceiveCount"] == 20
 
 
 def test_direct_trigger_plans_todays_wiring_and_no_queue(terraform: tfs.Terraform) -> None:
@@ -203,8 +205,36 @@ def test_direct_trigger_plans_todays_wiring_and_no_queue(terraform: tfs.Terrafor
             {"fanout_reserved_concurrency": 5},  # below pipeline.json's maximum_concurrency of 10
             "fanout_reserved_concurrency (5) is below the buffer queue's maximum_concurrency (10)",
         ),
+        (
+            # 30 s base, 900 s cap: receives 1-4 wait at least 15 + 30 + 60 + 120 = 225 s < the 3,600 s backlog
+            {"buffer_queue_max_receive_count": 5},
+            "The buffer queue's receive budget is too short: the guaranteed backoffs d/2 of receives 1 .. "
+            "max_receive_count-1, d = min(throttle_backoff_max_seconds, throttle_backoff_base_seconds x 2^(n-1)), "
+            "add up to 225 s with max_receive_count 5, base 30 s and cap 900 s, less than longest_backlog_seconds "
+            "(3600 s",
+        ),
+        (
+            # The tests' provider is in us-east-1 (5 MiB/s per stream): 100 x 500 x 5120 B = 256 MB in a wave,
+            # one stream takes 5,242,880 B/s x (30 - 3) s = 141,557,760 B within a timeout
+            {"buffer_queue_maximum_concurrency": 100},
+            "maximum_concurrency 100 x batch_size 500 x record_bytes 5120 = 256000000 bytes must be at most "
+            "stream_count 1 x the Direct PUT quota of us-east-1 (5242880 bytes/s",
+        ),
+        (
+            # pipeline.json's defaults in a 1 MiB/s region fit (25.6 MB <= 28.3 MB); 600-message batches do not
+            {"aws_region": "eu-central-1", "buffer_queue_batch_size": 600},
+            "maximum_concurrency 10 x batch_size 600 x record_bytes 5120 = 30720000 bytes must be at most "
+            "stream_count 1 x the Direct PUT quota of eu-central-1 (1048576 bytes/s",
+        ),
     ],
-    ids=["visibility-below-six-timeouts", "batch-above-10-without-window", "reserved-below-maximum-concurrency"],
+    ids=[
+        "visibility-below-six-timeouts",
+        "batch-above-10-without-window",
+        "reserved-below-maximum-concurrency",
+        "receive-budget-below-the-backlog",
+        "waves-above-the-quota",
+        "waves-above-a-1-mib-region-quota",
+    ],
 )
 def test_plan_rejects_a_queue_that_breaks_lambdas_rules(
     terraform: tfs.Terraform, broken: dict[str, Any], message: str
@@ -217,6 +247,107 @@ def test_plan_rejects_a_queue_that_breaks_lambdas_rules(
     # THEN the plan fails and names the rule and the values
     assert result.returncode == 1
     assert message in " ".join(result.stderr.split()), result.stderr[-3000:]
+
+
+def test_two_streams_carry_the_wave_one_stream_cannot(terraform: tfs.Terraform) -> None:
+    # GIVEN the wave that breaks the quota of one stream in us-east-1 (256 MB > 141.6 MB) WHEN a second stream
+    # doubles what the streams take (283.1 MB) THEN the plan passes: streams multiply the quota.
+    waves = {"buffer_queue_maximum_concurrency": 100, "firehose_stream_count": 2}
+    result = terraform.run(
+        "plan", "-input=false", "-var-file=moto.tfvars.json",
+        _var_file(terraform.workdir, "two-streams.tfvars.json", waves), check=False, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+#: The Firehose alarms every stream must have: metric -> check (alarm key "<stream label>-<check>").
+STREAM_ALARMS = {
+    "DeliveryToS3.DataFreshness": "data-freshness",
+    "ThrottledRecords": "throttled-records",
+    "FailedConversion.Records": "failed-conversion",
+    "ExecuteProcessing.Success": "transform-failing",
+    "PartitionCountExceeded": "partition-count-exceeded",
+}
+#: The quota alarms: each stream's incoming metric against its own per-second limit.
+QUOTA_ALARMS = {
+    "IncomingBytes": "BytesPerSecondLimit",
+    "IncomingRecords": "RecordsPerSecondLimit",
+    "IncomingPutRequests": "PutRequestsPerSecondLimit",
+}
+
+
+def test_three_streams_are_planned_watched_granted_and_given_to_the_fanout(terraform: tfs.Terraform) -> None:
+    # GIVEN firehose_stream_count = 3 WHEN planned
+    terraform.run(
+        "plan", "-input=false", "-out=streams.tfplan", "-var-file=moto.tfvars.json",
+        _var_file(terraform.workdir, "streams.tfvars.json", {"firehose_stream_count": 3}), timeout=180,
+    )  # fmt: skip
+    resources = _planned_resources(terraform, "streams.tfplan")
+
+    # THEN three identical streams into the same lake layout; stream 0 keeps its name, the others get -2, -3
+    streams = [resources[f"aws_kinesis_firehose_delivery_stream.sales_history[{i}]"] for i in range(3)]
+    names = [stream["name"] for stream in streams]
+    assert names == ["carousel-sales-sales-history", "carousel-sales-sales-history-2", "carousel-sales-sales-history-3"]
+    assert "aws_kinesis_firehose_delivery_stream.sales_history[3]" not in resources
+    layouts = [
+        {k: s["extended_s3_configuration"][0][k] for k in ("prefix", "error_output_prefix", "file_extension")}
+        for s in streams
+    ]
+    assert layouts[0] == layouts[1] == layouts[2]
+
+    # AND each stream is watched by the quota alarms (its own Incoming* against its own *PerSecondLimit), by
+    # ThrottledRecords and by every other Firehose alarm
+    alarms = [v for a, v in resources.items() if a.startswith("aws_cloudwatch_metric_alarm.")]
+    for name in names:
+        single = {
+            a["metric_name"]: a["alarm_name"]
+            for a in alarms
+            if a.get("metric_name") and a["dimensions"] == {"DeliveryStreamName": name}
+        }
+        assert single == {metric: f"{name}-{check}" for metric, check in STREAM_ALARMS.items()}, (name, single)
+        quota = set()
+        for alarm in alarms:
+            queried = {
+                metric["metric_name"]: metric["dimensions"]
+                for query in alarm.get("metric_query", [])
+                for metric in query.get("metric", [])
+            }
+            if queried and all(d == {"DeliveryStreamName": name} for d in queried.values()):
+                quota.add(tuple(sorted(queried)))
+        assert quota == {tuple(sorted(pair)) for pair in QUOTA_ALARMS.items()}, (name, quota)
+
+    # AND the fan-out may PutRecordBatch to exactly the three streams
+    policy = json.loads(resources["aws_iam_role_policy.fanout_delivery_stream"]["policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Action"] == "firehose:PutRecordBatch"
+    resources_granted = statement["Resource"]
+    assert sorted(resources_granted) == sorted(
+        f"arn:aws:firehose:{tfs.REGION}:123456789012:deliverystream/{n}" for n in names
+    )
+
+    # AND its DELIVERY_STREAM_NAME lists the three, comma-separated (the function's environment as a whole stays
+    # unknown until the queue's URL is; the part lambda.tf merges in for the streams is read from the plan)
+    console = terraform.run(
+        "console", "-plan", "-var-file=moto.tfvars.json", "-var-file=streams.tfvars.json",
+        input="jsonencode(local.fanout_delivery_stream_environment)\n", timeout=180,
+    )  # fmt: skip
+    environment = json.loads(json.loads(console.stdout.strip().splitlines()[-1]))
+    assert environment == {"DELIVERY_STREAM_NAME": ",".join(names)}
+
+
+def test_plan_rejects_a_fanout_environment_past_lambdas_4_kb(terraform: tfs.Terraform) -> None:
+    # GIVEN 50 streams (DELIVERY_STREAM_NAME ~1.6 KB) and ~2 KB of tenants, each within its own variable's rule
+    tenants = [f"tenant-{i:03d}-abcdefghijklmnopq" for i in range(70)]
+    crowded = {"firehose_stream_count": 50, "tenant_ids": tenants}
+    result = terraform.run(
+        "plan", "-input=false", "-var-file=moto.tfvars.json",
+        _var_file(terraform.workdir, "crowded.tfvars.json", crowded), check=False, timeout=300,
+    )  # fmt: skip
+    # THEN the plan fails before Lambda would refuse the function's environment
+    assert result.returncode == 1
+    assert "The fan-out's environment would exceed Lambda's 4 KB" in " ".join(result.stderr.split()), result.stderr[
+        -3000:
+    ]
 
 
 def _module_with_pipeline(
