@@ -18,17 +18,18 @@ class ChunksInTurn(FirehoseSender):
     PutRecordBatch chunks go one after the other in the invoking thread instead of side by side on the pool,
     each from the invocation's start on its own simulated timeline (as parallel chunks would).
 
-    Its backoff between resends (capped exponential, full jitter, up to ~1.75 s over 4 attempts) waits on that
-    timeline (:meth:`LocalDeliveryStream.wait`), not on the wall clock: a resend that crosses into the next
-    simulated second meets that second's quota, as in AWS, while the shared clock and every other invocation
-    (they run side by side in AWS) go on unaffected.
+    Its backoff between resends (capped exponential, full jitter, until the invocation's deadline for a
+    throughput refusal) waits on that timeline (:meth:`DeliveryStreams.wait`), and the deadline is measured on
+    it, not on the wall clock: a resend that crosses into the next simulated second meets that second's quota,
+    as in AWS, while the shared clock and every other invocation (they run side by side in AWS) go on
+    unaffected; the invocation lasts (and holds its concurrency slot) as long as its longest timeline waited.
 
     On the pool, which of a batch's two chunks met an exhausted quota first, and which drew which jitter,
     depended on thread scheduling: a throttled burst gave different figures from run to run. In turn, a
     seeded run gives the same figures every time.
 
-    Only the public surface is used: the sleep and jitter the sender takes, and the executor :meth:`submit`
-    takes (one task per chunk), which here starts each chunk's timeline and runs it at once.
+    Only the public surface is used: the sleep, clock and jitter the sender takes, and the executor
+    :meth:`submit` takes (one task per chunk), which here starts each chunk's timeline and runs it at once.
     """
 
     def __init__(
