@@ -114,6 +114,8 @@ class BatchResult:
     outcomes: list[Outcome]
     calls: int = 0
     firehose_resends: int = 0
+    #: DynamoDB calls resent in place (throttled claims, puts and BatchWriteItem calls).
+    dynamodb_resends: int = 0
     #: Sales done whose completion record could not be written (their claim lapses at its in-progress expiry).
     unsettled: list[tuple[Outcome, BaseException]] = field(default_factory=list)
     #: Failed sales whose claim could not be released (it lapses at its in-progress expiry).
@@ -175,6 +177,7 @@ class SaleBatch:
         written = self._write_items(claimed, result)
         delivered = self._deliver(written, result)
         self._settle(claimed, delivered, result)
+        result.dynamodb_resends = self.store.writer.backoff.resends + self.records.writer.backoff.resends
         for copy, first in copies:
             _follow(copy, first)
         return result

@@ -16,6 +16,7 @@ out instead of coming back in waves, and never reaches the dead-letter queue for
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -89,10 +90,15 @@ class Backoff:
         #: the deadline comes first (a 27 s budget at <= 1 s a pause is a few dozen attempts).
         self.max_throughput_attempts = max_throughput_attempts
         self.deadline: float | None = None
+        #: Resends allowed since :meth:`start` (the invocation's), across the threads that share this backoff.
+        self.resends = 0
+        self._lock = threading.Lock()
 
     def start(self, budget_seconds: float | None) -> None:
         """An invocation begins with ``budget_seconds`` to spend on resends (None: no deadline)."""
         self.deadline = None if budget_seconds is None else self.clock() + max(0.0, budget_seconds)
+        with self._lock:
+            self.resends = 0
 
     def retry(self, attempt: int, *, throughput: bool) -> bool:
         """Before ``attempt`` (2, 3, ...): pause and return True, or return False when it must not be made."""
@@ -104,6 +110,8 @@ class Backoff:
         delay = self.jitter(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 2)))
         if self.deadline is not None and self.clock() + delay > self.deadline:
             return False
+        with self._lock:
+            self.resends += 1
         self.sleep(delay)
         return True
 

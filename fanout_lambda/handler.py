@@ -237,6 +237,8 @@ class FanoutService:
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[kind])
         if result.firehose_resends:
             metrics.add_metric(name="FirehoseResends", unit=MetricUnit.Count, value=result.firehose_resends)
+        if result.dynamodb_resends:
+            metrics.add_metric(name="DynamoDBResends", unit=MetricUnit.Count, value=result.dynamodb_resends)
         if queue:
             logger.info(
                 "batch done",

@@ -17,6 +17,9 @@ from operations.report import write_report
 
 __all__ = ["dashboards", "finish", "report"]
 
+#: The fan-out's EMF metrics that say what answered a fault (summary.json's fanout_retries).
+_RETRY_METRICS = ("SalesFailed", "SalesInProgress", "SalesThrottled", "FirehoseResends", "DynamoDBResends")
+
 
 def finish(services: Services, summary: RunSummary, staged: Path) -> None:
     """Counters into the summary; metrics put; DLQ, lake and outputs written into the staging folder."""
@@ -44,7 +47,11 @@ def finish(services: Services, summary: RunSummary, staged: Path) -> None:
     if services.faults is not None:
         summary.faults_injected = Counter(services.faults.injected)
     summary.fanout_retries = Counter(
-        {name: int(emf.get(name, 0)) for name in ("SalesFailed", "SalesInProgress", "FirehoseResends") if emf.get(name)}
+        {
+            name: int(emf.get(name, 0))
+            for name in ("SalesFailed", "SalesInProgress", "FirehoseResends", "DynamoDBResends", "SalesThrottled")
+            if emf.get(name)
+        }
     )
     if services.buffer_queue is not None:
         queue = services.buffer_queue.stats

@@ -130,7 +130,8 @@ def test_monitor_exits_3_when_it_cannot_read(
     assert "--since 'soon'" in errors[1]
     # A stream CloudWatch has never heard of: wrong outputs, not a healthy idle stream.
     other = tmp_path / "outputs.json"
-    stack_outputs.write(other, {**values, "delivery_stream_name": "no-such-stream"})
+    unknown = {"delivery_stream_name": "no-such-stream", "delivery_stream_names": ["no-such-stream"]}
+    stack_outputs.write(other, {**values, **unknown})
     assert main(["monitor", "--outputs", str(other)]) == 3
     assert capsys.readouterr().out.startswith("UNKNOWN: Firehose metrics none")
 
