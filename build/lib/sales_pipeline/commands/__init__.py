@@ -1,1 +1,0 @@
-"""One module per ``sales-pipeline`` command; each has ``register(parser)`` (see :mod:`sales_pipeline.cli`)."""
