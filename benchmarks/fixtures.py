@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from local_pipeline.aws import create_dead_letter_queue, create_tables
+from local_pipeline.aws.resources import create_fanout_resources
 from local_pipeline.context import LambdaContext
 
 __all__ = [
@@ -29,10 +29,12 @@ __all__ = [
 ]
 
 SAMPLE_EVENT = Path(__file__).resolve().parents[1] / "tests" / "events" / "product_sold.json"
-SALES_TABLE = "sales-bench"
-IDEMPOTENCY_TABLE = "idempotency-bench"
-STREAM = "sales-stream-bench"
-QUEUE = "sales-dlq-bench"
+#: The resources :func:`~local_pipeline.aws.resources.create_fanout_resources` names after this suffix.
+SUFFIX = "bench"
+SALES_TABLE = f"sales-{SUFFIX}"
+IDEMPOTENCY_TABLE = f"idempotency-{SUFFIX}"
+STREAM = f"sales-stream-{SUFFIX}"
+QUEUE = f"sales-dlq-{SUFFIX}"
 REGION = "eu-west-1"
 
 
@@ -54,19 +56,7 @@ def context() -> LambdaContext:
 
 def create_resources(session: Any) -> dict[str, str]:
     """Create the fan-out's tables, dead-letter queue and stream in (moto's) AWS; return the queue url."""
-    create_tables(session.client("dynamodb", region_name=REGION), SALES_TABLE, IDEMPOTENCY_TABLE)
-    queue_url = create_dead_letter_queue(session.client("sqs", region_name=REGION), QUEUE)
-    s3 = session.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="raw-firehose-bench", CreateBucketConfiguration={"LocationConstraint": REGION})
-    session.client("firehose", region_name=REGION).create_delivery_stream(
-        DeliveryStreamName=STREAM,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose-bench",
-            "BucketARN": "arn:aws:s3:::raw-firehose-bench",
-        },
-    )
-    return {"queue_url": queue_url}
+    return {"queue_url": create_fanout_resources(session, REGION, suffix=SUFFIX)}
 
 
 def sqs_event(messages: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 __all__ = ["THROUGHPUT_CODES", "Backoff", "error_code", "is_throughput", "retry_throughput"]
 
@@ -130,9 +130,3 @@ def retry_throughput(call: Callable[[], _T], backoff: Backoff) -> _T:
             attempt += 1
             if not is_throughput(exc) or not backoff.retry(attempt, throughput=True):
                 raise
-
-
-def mark_throughput(error: Any, throughput: bool) -> Any:
-    """``error`` flagged as a throughput refusal (or not), for :func:`is_throughput`."""
-    error.throughput = throughput
-    return error

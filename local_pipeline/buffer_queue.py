@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 
 import pipeline_config
+from local_pipeline.aws.limits import BATCH_MAX_ENTRIES, VISIBILITY_TIMEOUT_MAX_SECONDS
 from local_pipeline.client_errors import client_error
 from local_pipeline.clock import SimulatedClock
 from local_pipeline.context import ACCOUNT_ID
@@ -52,10 +53,6 @@ __all__ = [
 ]
 
 _ENVELOPE_BYTES = len(orjson.dumps({"Records": []}))
-#: Entries per ChangeMessageVisibilityBatch call, and the longest visibility timeout: 10 and 12 hours (Amazon SQS
-#: API Reference, "ChangeMessageVisibilityBatch" and "ChangeMessageVisibility").
-SQS_BATCH_MAX_ENTRIES = 10
-SQS_MAX_VISIBILITY_SECONDS = 43_200
 _SENDER_ID = "AIDAIENQZJOLO23YVJ4VO"  # an IAM-user style sender id, as SQS reports for the rule's service role
 
 
@@ -343,10 +340,10 @@ class BufferQueue:
         """ChangeMessageVisibilityBatch (at most 10 entries) from a function that received these messages: each
         becomes visible again ``VisibilityTimeout`` seconds after ``now_ms`` (Amazon SQS API Reference,
         "ChangeMessageVisibilityBatch"; the timeout is 0 to 43,200 s)."""
-        if not 1 <= len(entries) <= SQS_BATCH_MAX_ENTRIES:
+        if not 1 <= len(entries) <= BATCH_MAX_ENTRIES:
             raise client_error(
                 "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
-                f"Maximum number of entries per request are {SQS_BATCH_MAX_ENTRIES}. You have sent {len(entries)}.",
+                f"Maximum number of entries per request are {BATCH_MAX_ENTRIES}. You have sent {len(entries)}.",
                 "ChangeMessageVisibilityBatch",
             )
         successful: list[dict[str, Any]] = []
@@ -356,7 +353,7 @@ class BufferQueue:
             timeout = int(entry["VisibilityTimeout"])
             if message is None:
                 failed.append({"Id": entry["Id"], "SenderFault": True, "Code": "ReceiptHandleIsInvalid"})
-            elif not 0 <= timeout <= SQS_MAX_VISIBILITY_SECONDS:
+            elif not 0 <= timeout <= VISIBILITY_TIMEOUT_MAX_SECONDS:
                 failed.append({"Id": entry["Id"], "SenderFault": True, "Code": "InvalidParameterValue"})
             else:
                 message.visible_at_ms = now_ms + timeout * 1000

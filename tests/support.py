@@ -13,15 +13,17 @@ from typing import Any
 
 import orjson
 
-from local_pipeline.aws import create_dead_letter_queue, create_tables
+from local_pipeline.aws.resources import create_fanout_resources
 from pipeline_config import sale_record
 
 EVENTS = Path(__file__).parent / "events"
 
-SALES_TABLE = "sales-test"
-IDEMPOTENCY_TABLE = "idempotency-test"
-STREAM = "sales-stream-test"
-QUEUE = "sales-dlq-test"
+#: The resources :func:`~local_pipeline.aws.resources.create_fanout_resources` names after this suffix.
+SUFFIX = "test"
+SALES_TABLE = f"sales-{SUFFIX}"
+IDEMPOTENCY_TABLE = f"idempotency-{SUFFIX}"
+STREAM = f"sales-stream-{SUFFIX}"
+QUEUE = f"sales-dlq-{SUFFIX}"
 REGION = "eu-west-1"
 
 
@@ -63,19 +65,7 @@ def firehose_event(payloads: list[bytes], arrival_ms: int = 1_700_000_000_000) -
 
 def create_resources(session: Any) -> dict[str, str]:
     """Create the fan-out's tables, queue, bucket and stream in (moto's) AWS; return their names/urls."""
-    create_tables(session.client("dynamodb", region_name=REGION), SALES_TABLE, IDEMPOTENCY_TABLE)
-    queue_url = create_dead_letter_queue(session.client("sqs", region_name=REGION), QUEUE)
-    s3 = session.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="raw-firehose-test", CreateBucketConfiguration={"LocationConstraint": REGION})
-    session.client("firehose", region_name=REGION).create_delivery_stream(
-        DeliveryStreamName=STREAM,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose-test",
-            "BucketARN": "arn:aws:s3:::raw-firehose-test",
-        },
-    )
-    return {"queue_url": queue_url}
+    return {"queue_url": create_fanout_resources(session, REGION, suffix=SUFFIX)}
 
 
 class RecordingFirehose:

@@ -7,7 +7,7 @@ from typing import Any
 
 from local_pipeline.aws.limits import SQS_MESSAGE_MAX_BYTES
 
-__all__ = ["ResourceNames", "create_dead_letter_queue", "create_tables"]
+__all__ = ["ResourceNames", "create_dead_letter_queue", "create_fanout_resources", "create_tables"]
 
 
 @dataclass(frozen=True)
@@ -68,4 +68,25 @@ def create_dead_letter_queue(sqs: Any, name: str) -> str:
     queue_url: str = sqs.create_queue(QueueName=name, Attributes={"MaximumMessageSize": str(SQS_MESSAGE_MAX_BYTES)})[
         "QueueUrl"
     ]
+    return queue_url
+
+
+def create_fanout_resources(session: Any, region: str, *, suffix: str) -> str:
+    """What a lone fan-out writes to, in (moto's) AWS, for the tests and benchmarks that call its handler
+    directly: ``sales-{suffix}`` and ``idempotency-{suffix}`` tables, the ``sales-dlq-{suffix}`` queue and a raw
+    ``sales-stream-{suffix}`` delivery stream to ``raw-firehose-{suffix}``. Returns the queue's URL."""
+    create_tables(session.client("dynamodb", region_name=region), f"sales-{suffix}", f"idempotency-{suffix}")
+    queue_url = create_dead_letter_queue(session.client("sqs", region_name=region), f"sales-dlq-{suffix}")
+    bucket = f"raw-firehose-{suffix}"
+    session.client("s3", region_name=region).create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+    )
+    session.client("firehose", region_name=region).create_delivery_stream(
+        DeliveryStreamName=f"sales-stream-{suffix}",
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": f"arn:aws:iam::123456789012:role/firehose-{suffix}",
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+        },
+    )
     return queue_url

@@ -17,7 +17,7 @@ from operations.dlq import ReplaySummary, read_letters, replay, validator
 from operations.errors import OperatorError
 from operations.outputs import StackOutputs
 from operations.publisher import EventPublisher
-from sales_pipeline.options import add_aws_arguments, add_dry_run, bounded_integer, positive, stack
+from sales_pipeline.options import add_aws_arguments, add_dry_run, add_json, bounded_integer, positive, stack
 
 __all__ = ["register"]
 
@@ -40,7 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "for --visibility-timeout while the listing runs (other readers of the queue do not see it meanwhile), "
         "then made visible again.",
     )
-    listing.add_argument("--json", action="store_true", help="print the groups as JSON")
+    add_json(listing, "the groups")
     _reader_options(listing, default_timeout=60)
     add_aws_arguments(listing)
     listing.set_defaults(handler=list_command)
@@ -52,7 +52,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "decoded event (gzip+base64 bodies included). Long arrays are abbreviated unless --json.",
     )
     show.add_argument("id", metavar="ID", help="SQS message id or the event's id")
-    show.add_argument("--json", action="store_true", help="print the message and its full event as JSON")
+    add_json(show, "the message and its full event")
     _reader_options(show, default_timeout=60)
     add_aws_arguments(show)
     show.set_defaults(handler=show_command)
@@ -72,7 +72,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="also replay events the fan-out rejected (after fixing the cause, e.g. a tenant onboarded); "
         "each is re-validated first and left in the queue if it would be rejected again",
     )
-    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json(replay, "the summary")
     add_dry_run(replay, "replay")
     _reader_options(replay, default_timeout=300)
     add_aws_arguments(replay)

@@ -25,7 +25,7 @@ from operations.errors_prefix import (
     reprocess_all,
 )
 from operations.outputs import StackOutputs, delivery_stream_names
-from sales_pipeline.options import add_aws_arguments, add_dry_run, stack
+from sales_pipeline.options import add_aws_arguments, add_dry_run, add_json, stack
 
 __all__ = ["register"]
 
@@ -54,7 +54,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also print each record's decoded data (a compact record as its JSON form)",
     )
-    listing.add_argument("--json", action="store_true", help="print the groups as JSON")
+    add_json(listing, "the groups")
     add_aws_arguments(listing)
     listing.set_defaults(handler=list_command)
 
@@ -78,7 +78,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="a tenant a lake row (format-conversion-failed, activePartitionExceeded) may belong to, besides "
         "those with a folder in the lake (output lake_table_location); repeatable",
     )
-    reprocess.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json(reprocess, "the summary")
     add_dry_run(reprocess, "reprocess")
     add_aws_arguments(reprocess)
     reprocess.set_defaults(handler=reprocess_command)

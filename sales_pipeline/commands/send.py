@@ -14,7 +14,7 @@ from pathlib import Path
 from operations.command_support import INCOMPLETE, Progress, aws_call, print_json
 from operations.publisher import EventPublisher
 from operations.send import SHOWN_BAD_LINES, SendSummary, check_file, send
-from sales_pipeline.options import add_aws_arguments, add_dry_run, bounded_integer, positive_number, stack
+from sales_pipeline.options import add_aws_arguments, add_dry_run, add_json, bounded_integer, positive_number, stack
 
 __all__ = ["register"]
 
@@ -40,7 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="PutEvents calls in flight at once (default: %(default)s; boto3 clients are thread-safe)",
     )
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json(parser, "the summary")
     add_dry_run(parser, "send")
     add_aws_arguments(parser)
     parser.set_defaults(handler=send_command)
