@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from fanout_lambda.adapters import FirehoseSender, Pending
+from fanout_lambda.adapters import Backoff, FirehoseSender, Pending
 from local_pipeline.firehose.streams import DeliveryStreams
 
-__all__ = ["ChunksInTurn", "afresh", "seeded_jitter"]
+__all__ = ["ChunksInTurn", "afresh", "on_timeline", "seeded_jitter"]
 
 
 class ChunksInTurn(FirehoseSender):
@@ -48,11 +48,16 @@ class ChunksInTurn(FirehoseSender):
             # The invocation's deadline is measured on its own simulated timeline (its waits), not the wall clock.
             clock=lambda: stream.caller_now_ms() / 1000,
         )
-        self._in_turn = InTurn(before_each=stream.new_timeline)
+        self._stream = stream
 
     def submit(self, records: Sequence[bytes], executor: Executor, keys: Sequence[str] | None = None) -> Pending:
-        """Deliver ``records`` chunk after chunk in this thread (``executor``, the fan-out's pool, is not used)."""
-        return super().submit(records, self._in_turn, keys)
+        """Deliver ``records`` chunk after chunk in this thread (``executor``, the fan-out's pool, is not used).
+
+        The chunks start together, when the invocation's earlier stages are done: after its longest wait so far
+        (a DynamoDB write resent for throughput delays the records that follow it)."""
+        stage_start = self._stream.longest_wait_ms()
+        in_turn = InTurn(before_each=lambda: self._stream.new_timeline(stage_start))
+        return super().submit(records, in_turn, keys)
 
 
 class InTurn(Executor):
@@ -70,6 +75,15 @@ class InTurn(Executor):
         except Exception as exc:  # as a pool's future would hold it
             future.set_exception(exc)
         return future
+
+
+def on_timeline(backoff: Backoff, stream: DeliveryStreams, jitter: Callable[[float, float], float]) -> None:
+    """Make ``backoff`` (a DynamoDB writer's) pause on the calling thread's simulated timeline and measure its
+    deadline there, as :class:`ChunksInTurn` does for Firehose: a throttled write is resent in a later simulated
+    second, which has capacity of its own, and the invocation lasts as long as it waited."""
+    backoff.sleep = lambda seconds: stream.wait(round(seconds * 1000))
+    backoff.clock = lambda: stream.caller_now_ms() / 1000
+    backoff.jitter = jitter
 
 
 def seeded_jitter(seed: int) -> Callable[[float, float], float]:

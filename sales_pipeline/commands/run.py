@@ -87,6 +87,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="identical Direct PUT streams the fan-out spreads its records over, each with the region's quotas "
         "(default: pipeline.json's firehose.stream_count, as Terraform's firehose_stream_count)",
     )
+    parser.add_argument(
+        "--dynamodb-warm-writes",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="write units per second each DynamoDB table and index serves from the start: a pre-warmed table "
+        "(update-table --warm-throughput) or one with a higher past peak (default: 4000, a new on-demand table's; "
+        "at most 40000, the default per-table quota). Capacity grows to twice a peak 30 minutes after it",
+    )
     parser.add_argument("--no-dashboards", dest="dashboards", action="store_false", help="skip the dashboard queries")
     parser.add_argument(
         "--lambda-log",
@@ -113,6 +122,7 @@ def run_command(args: argparse.Namespace) -> int:
         lambda_log=args.lambda_log,
         trigger=args.trigger,
         firehose_streams=args.firehose_streams,
+        dynamodb_warm_writes=args.dynamodb_warm_writes,
         **({"faults": args.faults} if args.faults is not None else {}),
     )
     try:

@@ -14,11 +14,15 @@ from local_pipeline.runner.sender import ChunksInTurn, InTurn
 class FakeStream:
     """What the sender needs of the local delivery stream: timelines and simulated waits, noted in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, earlier_stages_ms: int = 0) -> None:
         self.log: list[str] = []
+        self.earlier_stages_ms = earlier_stages_ms
 
-    def new_timeline(self) -> None:
-        self.log.append("timeline")
+    def longest_wait_ms(self) -> int:
+        return self.earlier_stages_ms
+
+    def new_timeline(self, after_ms: int = 0) -> None:
+        self.log.append(f"timeline {after_ms}")
 
     def wait(self, ms: int) -> None:
         self.log.append(f"wait {ms}")
@@ -45,8 +49,9 @@ class FakeFirehose:
 
 
 def test_each_chunk_starts_its_own_timeline_and_backs_off_on_it_in_the_calling_thread() -> None:
-    # GIVEN a sender whose first call is rejected, and 501 records (two chunks)
-    stream = FakeStream()
+    # GIVEN a sender whose first call is rejected, 501 records (two chunks), and an invocation whose earlier
+    # stages (its DynamoDB writes) waited 1.2 s
+    stream = FakeStream(earlier_stages_ms=1_200)
     client = FakeFirehose(stream)
     sender = ChunksInTurn(client, "s", stream=stream, jitter=lambda low, high: high)  # type: ignore[arg-type]
 
@@ -54,10 +59,10 @@ def test_each_chunk_starts_its_own_timeline_and_backs_off_on_it_in_the_calling_t
     with ThreadPoolExecutor(2) as pool:
         report = sender.submit([b"{}"] * 501, pool).result()
 
-    # THEN the chunks ran in this thread, one after the other, each from a new timeline, the resend after a
-    # simulated wait (the full first backoff step, 50 ms)
+    # THEN the chunks ran in this thread, one after the other, each from a new timeline that starts where the
+    # earlier stages ended, the resend after a simulated wait (the full first backoff step, 50 ms)
     assert client.threads == {threading.get_ident()}
-    assert stream.log == ["timeline", "put 500", "wait 50", "put 500", "timeline", "put 1"]
+    assert stream.log == ["timeline 1200", "put 500", "wait 50", "put 500", "timeline 1200", "put 1"]
     assert not report.failed and report.resent == 500
 
 
