@@ -37,7 +37,7 @@ from local_pipeline.metrics import EmfLogSink, MetricsRecorder
 from local_pipeline.runner.dead_letters import DeadLetterGauge, MeteredSqs
 from local_pipeline.runner.latency import InFlight, event_id
 from local_pipeline.runner.options import RunOptions, Trigger
-from local_pipeline.runner.sender import ChunksInTurn, afresh, on_timeline, seeded_jitter
+from local_pipeline.runner.sender import ChunksInTurn, StagesInTurn, afresh, on_timeline, seeded_jitter
 from transform_lambda import handler as transform_handler
 
 __all__ = ["FANOUT_TIMEOUT_MS", "Services", "TriggerService", "build_services"]
@@ -233,7 +233,9 @@ def _fanout_entry(
             settings=_fanout_settings(aws, config, stream.names, trigger), dynamodb=dynamodb, firehose=firehose, sqs=sqs
         )
         service.batch.sender = ChunksInTurn(firehose, stream.names, stream=stream, jitter=jitter)
-        # DynamoDB's throttles are resent on the same simulated timeline as Firehose's (one flow control).
+        # DynamoDB's throttles are resent on the same simulated timeline as Firehose's (one flow control), each
+        # call of a stage on its own timeline from the stage's start, in turn (reproducible).
+        service.batch.executor = StagesInTurn(stream)
         for writer in (service.batch.store.writer, service.batch.records.writer):
             on_timeline(writer.backoff, stream, jitter)
         return service
