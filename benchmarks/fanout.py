@@ -6,16 +6,15 @@ import contextlib
 import io
 import logging
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 from moto import mock_aws
 
+import pipeline_config
 from benchmarks.fixtures import (
     IDEMPOTENCY_TABLE,
     REGION,
@@ -30,16 +29,10 @@ from benchmarks.fixtures import (
 from fanout_lambda import handler as fanout
 from fanout_lambda.sale import item_size_bytes, write_units
 
-TERRAFORM_VARIABLES = Path(__file__).resolve().parents[1] / "terraform" / "variables.tf"
-
 
 def gsi2_projected_attributes() -> list[str]:
-    """The default INCLUDE list Terraform deploys for GSI2 (read from variables.tf, not restated)."""
-    text = TERRAFORM_VARIABLES.read_text()
-    block = re.search(r'variable "gsi2_projected_attributes" \{.*?default\s*=\s*\[(.*?)\]', text, re.S)
-    if block is None:
-        raise LookupError(f"no gsi2_projected_attributes default in {TERRAFORM_VARIABLES}")
-    return re.findall(r'"([^"]+)"', block.group(1))
+    """The INCLUDE list Terraform deploys for GSI2: pipeline.json's ``dynamodb.gsi2_projected_attributes``."""
+    return list(pipeline_config.gsi2_projected_attributes())
 
 
 def gsi2_copy(item: dict[str, Any]) -> dict[str, Any]:

@@ -93,14 +93,14 @@ class BatchCost:
     payloads: list[PayloadFigures]
 
 
-class _Hooks:
+class Hooks:
     """botocore hooks on a client: count each call and add a fixed latency before it is sent."""
 
     def __init__(self, log: CallLog, latency: float) -> None:
         self._log = log
         self._latency = latency
         self._lock = threading.Lock()
-        # What a GSI2 write stores (as benchmarks.fanout.gsi2_copy), read from variables.tf once, not per item.
+        # What a GSI2 write stores (as benchmarks.fanout.gsi2_copy), from pipeline.json once, not per item.
         self._gsi2_attributes = {"PK", "SK", "GSI2PK", "GSI2SK", *gsi2_projected_attributes()}
 
     def attach(self, client: Any) -> Any:
@@ -197,7 +197,7 @@ def run(
             SALES_TABLE, IDEMPOTENCY_TABLE, STREAM, names["queue_url"], 1024, aws_call_concurrency=pool_size
         )
         log = CallLog(Counter(), Counter())
-        hooks = _Hooks(log, latency_ms / 1000)
+        hooks = Hooks(log, latency_ms / 1000)
         config = fanout.client_config(settings.aws_call_concurrency)
         fanout.configure(
             settings=settings,

@@ -135,8 +135,11 @@ class SaleBatch:
         *,
         executor: Executor,
         margin_seconds: float = 0.0,
+        embedding_encoding: str | None = None,
     ) -> None:
         self.margin_seconds = margin_seconds
+        #: How sales items store their embedding (None: pipeline.json's ``dynamodb.embedding_encoding``).
+        self.embedding_encoding = embedding_encoding
         self.validator = validator
         self.store = store
         self.sender = sender
@@ -172,7 +175,7 @@ class SaleBatch:
                 first_copy[outcome.record_id] = outcome
 
         pending = self._start_claims(list(first_copy.values()), letters, remaining_time_in_millis)
-        _prepare(first_copy.values())
+        _prepare(first_copy.values(), self.embedding_encoding)
         claimed = self._finish_claims(pending, letters, result)
         written = self._write_items(claimed, result)
         delivered = self._deliver(written, result)
@@ -287,12 +290,12 @@ class _PendingClaims:
     letters: Pending
 
 
-def _prepare(sales: Iterable[Outcome]) -> None:
+def _prepare(sales: Iterable[Outcome], embedding_encoding: str | None) -> None:
     """Build each sale's item and Firehose record (see the module's stage 1)."""
     now = time.time()
     for outcome in sales:
         sale = _sale(outcome)
-        outcome.item = sales_item(sale, now)
+        outcome.item = sales_item(sale, now, embedding_encoding)
         try:
             outcome.record = firehose_record(sale)
         except (TypeError, ValueError) as exc:

@@ -113,6 +113,7 @@ class FanoutService:
         buffer_queue: BufferQueue | None = None,
         flow: FlowControl | None = None,
         draw: Callable[[], float] = random.random,
+        embedding_encoding: str | None = None,
     ) -> None:
         self.executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="fanout-aws")
         self.flow = flow or FlowControl.from_declarations()
@@ -124,6 +125,7 @@ class FanoutService:
             records,
             executor=self.executor,
             margin_seconds=self.flow.margin_seconds,
+            embedding_encoding=embedding_encoding,
         )
         #: Where throttled messages are backed off (queue trigger with BUFFER_QUEUE_URL); None: not at all.
         self.buffer_queue = buffer_queue
@@ -150,6 +152,7 @@ class FanoutService:
             records=IdempotencyRecords(dynamodb, settings.idempotency_table_name),
             pool_size=settings.aws_call_concurrency,
             buffer_queue=BufferQueue(sqs, settings.buffer_queue_url) if settings.buffer_queue_url else None,
+            embedding_encoding=settings.embedding_encoding,
         )
 
     def close(self) -> None:

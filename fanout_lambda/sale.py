@@ -1,29 +1,30 @@
 """Pure sale logic: ids, keys, the DynamoDB item and the Firehose record. No AWS, no I/O.
 
-Cost note: DynamoDB bills a write unit per started 1 KB of item. A 1024-float embedding stored as a list of
-Numbers is ~10-20 KB (11-21 units); stored as little-endian float32 bytes it is exactly 4 KB. With the string
-bounds of the event schema the whole item stays within 5 KB, i.e. at most 5 write units (see
-``worst_case`` tests). The full record, description and image key included, lives in the lake.
+Cost note: DynamoDB bills a write unit per started 1 KB of item, and GSI2's copy again at its projected size.
+A 1024-float embedding stored as a list of Numbers is ~10-20 KB (11-21 units); as bytes it is 4 KB in float32,
+2 KB in float16 and 1 KB in int8 (:mod:`pipeline_config.embedding_codec`, chosen by pipeline.json's
+``dynamodb.embedding_encoding``). With the string bounds of the event schema the whole item stays within
+5 KB (float32), 3 KB (float16) or 2 KB (int8) write units (see the ``worst_case`` tests). The full record,
+description and image key included, lives in the lake at float32.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import sys
-from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from pipeline_config import sale_record
+import pipeline_config
+from pipeline_config import embedding_codec, sale_record
 
 from .schemas import sale_event_schema
 
 #: DynamoDB's TTL horizon for a sale item.
 TTL_SECONDS = 2 * 365 * 24 * 60 * 60
-#: Number of GSI2 shards (``TENANT#{tenantId}#EMBEDDING#{0..4}``).
-EMBEDDING_SHARDS = 5
+#: Number of GSI2 shards (``TENANT#{tenantId}#EMBEDDING#{0..n-1}``): pipeline.json's ``dynamodb.embedding_shards``.
+EMBEDDING_SHARDS = pipeline_config.dynamodb_embedding_shards()
 #: Length of the deterministic sale id in hex characters (80 bits).
 SALE_ID_HEX_CHARS = 20
 #: The Firehose record's camelCase fields beyond the event detail.
@@ -71,7 +72,7 @@ def sale_id(tenant_id: str, product_id: str, sold_date: str) -> str:
 
 
 def embedding_shard(tenant_id: str, product_id: str) -> int:
-    """Stable GSI2 shard (0-4) of a product. Not ``hash()``: that is salted per process."""
+    """Stable GSI2 shard (0 to ``EMBEDDING_SHARDS`` - 1) of a product. Not ``hash()``: that is salted per process."""
     digest = hashlib.blake2b(_SEP.join((tenant_id, product_id)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % EMBEDDING_SHARDS
 
@@ -81,26 +82,11 @@ def idempotency_key(sale: Sale) -> list[str]:
     return [sale.tenant_id, sale.product_id, sale.sold_date]
 
 
-def pack_embedding(values: list[float]) -> bytes:
-    """The embedding as little-endian float32 bytes: 4 bytes a dimension, the same precision as the lake."""
-    packed = array("f", values)
-    if sys.byteorder != "little":  # pragma: no cover - Lambda's x86_64 and arm64 are little-endian
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def unpack_embedding(blob: bytes) -> list[float]:
-    """Inverse of :func:`pack_embedding`."""
-    packed = array("f")
-    packed.frombytes(blob)
-    if sys.byteorder != "little":  # pragma: no cover
-        packed.byteswap()
-    return packed.tolist()
-
-
-def sales_item(sale: Sale, now_epoch: float) -> dict[str, dict[str, Any]]:
+def sales_item(sale: Sale, now_epoch: float, encoding: str | None = None) -> dict[str, dict[str, Any]]:
     """The sales-table item in DynamoDB's attribute-value form (client API, no resource layer).
 
+    The embedding is written in ``encoding`` (None: pipeline.json's ``dynamodb.embedding_encoding``) with the
+    attributes that say how to decode it (:func:`pipeline_config.embedding_codec.decode` reads any item).
     Deterministic except for ``ttl``: a retried write rewrites the same item, so the plain put is idempotent.
     """
     detail = sale.detail
@@ -118,7 +104,7 @@ def sales_item(sale: Sale, now_epoch: float) -> dict[str, dict[str, Any]]:
         "listedPrice": {"N": _number(detail["listedPrice"])},
         "salePrice": {"N": _number(detail["salePrice"])},
         "daysToSell": {"N": str(int(detail["daysToSell"]))},
-        "embedding": {"B": pack_embedding(detail["embedding"])},
+        **embedding_codec.encode(detail["embedding"], encoding or pipeline_config.dynamodb_embedding_encoding()),
     }
     for optional in ("vendorId", "embeddingId"):
         value = detail.get(optional)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pipeline_config
-from pipeline_config import ConfigurationError, embedding_dimension, sold_date_years
+from pipeline_config import ConfigurationError, embedding_codec, embedding_dimension, sold_date_years
 
 #: The environment variable names Terraform, the local runtime and the tests set. Declared here only.
 SALES_TABLE_NAME = "SALES_TABLE_NAME"
@@ -24,8 +24,12 @@ TENANT_IDS = "TENANT_IDS"
 #: partition_projection_year_range). Unset: pipeline.json's ``sold_date_years``.
 SOLD_DATE_YEARS = "SOLD_DATE_YEARS"
 
+#: Optional: how the sales item stores its embedding (float32, float16 or int8; Terraform's
+#: dynamodb_embedding_encoding). Unset: pipeline.json's ``dynamodb.embedding_encoding``.
+DYNAMODB_EMBEDDING_ENCODING = "DYNAMODB_EMBEDDING_ENCODING"
+
 REQUIRED_VARIABLES = (SALES_TABLE_NAME, IDEMPOTENCY_TABLE_NAME, DELIVERY_STREAM_NAME, DEAD_LETTER_QUEUE_URL)
-OPTIONAL_VARIABLES = (TENANT_IDS, SOLD_DATE_YEARS, BUFFER_QUEUE_URL)
+OPTIONAL_VARIABLES = (TENANT_IDS, SOLD_DATE_YEARS, BUFFER_QUEUE_URL, DYNAMODB_EMBEDDING_ENCODING)
 
 #: AWS calls a batch runs at once: the worker threads of the fan-out's pool and the HTTP connections of each
 #: boto3 client (botocore's default pool of 10 would queue the rest). A batch of 500 sales makes ~540 calls,
@@ -78,6 +82,8 @@ class FanoutSettings:
     aws_call_concurrency: int = AWS_CALL_CONCURRENCY
     #: The buffer queue (queue trigger); None: throttled messages come back after the queue's own visibility.
     buffer_queue_url: str | None = None
+    #: How the sales item stores its embedding (``DYNAMODB_EMBEDDING_ENCODING``, else pipeline.json).
+    embedding_encoding: str = field(default_factory=pipeline_config.dynamodb_embedding_encoding)
 
     @property
     def delivery_stream_names(self) -> tuple[str, ...]:
@@ -98,7 +104,20 @@ class FanoutSettings:
             dead_letter_queue_url=env[DEAD_LETTER_QUEUE_URL].strip(),
             embedding_dimension=embedding_dimension(env),
             buffer_queue_url=env.get(BUFFER_QUEUE_URL, "").strip() or None,
+            embedding_encoding=dynamodb_embedding_encoding(env),
         )
+
+
+def dynamodb_embedding_encoding(environ: Mapping[str, str] | None = None) -> str:
+    """``DYNAMODB_EMBEDDING_ENCODING`` if set, else pipeline.json's; raise naming the variable and a bad value."""
+    env = os.environ if environ is None else environ
+    raw = env.get(DYNAMODB_EMBEDDING_ENCODING, "").strip()
+    if not raw:
+        return pipeline_config.dynamodb_embedding_encoding()
+    if raw not in embedding_codec.ENCODINGS:
+        allowed = ", ".join(embedding_codec.ENCODINGS)
+        raise ConfigurationError(f"{DYNAMODB_EMBEDDING_ENCODING} must be one of {allowed}, got {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True)

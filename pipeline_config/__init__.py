@@ -1,4 +1,5 @@
-"""The pipeline's shared declarations: event pattern, Firehose prefixes and buffering, embedding dimension.
+"""The pipeline's shared declarations: event pattern, Firehose prefixes and buffering, embedding dimension,
+the DynamoDB query copy (embedding encoding, GSI2 shards and projection).
 
 `pipeline.json` beside this file is the single source; Terraform reads it with ``jsondecode(file(...))`` and
 the Lambdas and the local runtime read it through :func:`load`. It is packaged into both Lambda zips.
@@ -18,7 +19,11 @@ __all__ = [
     "EMBEDDING_DIMENSION",
     "EMBEDDING_VALUE_LIMIT",
     "ConfigurationError",
+    "dynamodb_embedding_encoding",
+    "dynamodb_embedding_encodings",
+    "dynamodb_embedding_shards",
     "embedding_dimension",
+    "gsi2_projected_attributes",
     "load",
     "sold_date_years",
 ]
@@ -68,3 +73,25 @@ def sold_date_years() -> tuple[int, int]:
 def fanout_timeout_seconds() -> int:
     """pipeline.json's ``fanout_timeout_seconds``: the fan-out Lambda's timeout (Terraform's default)."""
     return int(load()["fanout_timeout_seconds"])
+
+
+def dynamodb_embedding_encoding() -> str:
+    """pipeline.json's ``dynamodb.embedding_encoding``: how the sales item stores its embedding (the fan-out's
+    ``DYNAMODB_EMBEDDING_ENCODING`` overrides it; :mod:`pipeline_config.embedding_codec` implements each)."""
+    return str(load()["dynamodb"]["embedding_encoding"])
+
+
+def dynamodb_embedding_encodings() -> tuple[str, ...]:
+    """pipeline.json's ``dynamodb.embedding_encodings``: the encodings a stack may choose (Terraform validates
+    against it; a test ties it to :data:`pipeline_config.embedding_codec.ENCODINGS`)."""
+    return tuple(str(name) for name in load()["dynamodb"]["embedding_encodings"])
+
+
+def dynamodb_embedding_shards() -> int:
+    """pipeline.json's ``dynamodb.embedding_shards``: the GSI2 partition-key values a tenant's sales spread over."""
+    return int(load()["dynamodb"]["embedding_shards"])
+
+
+def gsi2_projected_attributes() -> tuple[str, ...]:
+    """pipeline.json's ``dynamodb.gsi2_projected_attributes``: GSI2's INCLUDE list (Terraform's default too)."""
+    return tuple(str(name) for name in load()["dynamodb"]["gsi2_projected_attributes"])

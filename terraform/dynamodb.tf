@@ -24,15 +24,20 @@ resource "aws_dynamodb_table" "sales" {
   }
 
   # INCLUDE rather than ALL: every write to the table is also written to GSI2 and billed for the projected
-  # size. The embedding dominates that size either way, but INCLUDE keeps any attribute added to the item
-  # later (descriptions, image keys, vendor data) from silently raising the per-sale write cost.
+  # size. The list is pipeline.json's dynamodb.gsi2_projected_attributes (its _comment says why each one):
+  # the embedding and what decoding it needs, plus what an embedding query shows. INCLUDE keeps any attribute
+  # added to the item later (descriptions, image keys, vendor data) from silently raising the per-sale cost.
   global_secondary_index {
     name               = "GSI2"
     hash_key           = "GSI2PK"
     range_key          = "GSI2SK"
     projection_type    = "INCLUDE"
-    non_key_attributes = var.gsi2_projected_attributes
+    non_key_attributes = local.gsi2_projected_attributes
   }
+
+  # No on_demand_throughput cap (max_write_request_units, offered by the provider on the table and on each GSI):
+  # a cap only lowers the rate at which a burst is written, never what it costs per sale, and adds a throttle
+  # the fan-out would have to wait out (terraform/README.md, "DynamoDB throughput at a launch").
 
   ttl {
     attribute_name = "ttl"
@@ -46,6 +51,17 @@ resource "aws_dynamodb_table" "sales" {
   server_side_encryption {
     enabled     = true
     kms_key_arn = aws_kms_key.this.arn
+  }
+
+  lifecycle {
+    # The variables' validation blocks only see overrides; pipeline.json's own values are checked here too.
+    precondition {
+      condition = (
+        contains(local.pipeline.dynamodb.embedding_encodings, local.dynamodb_embedding_encoding)
+        && length(setsubtract(["embedding", "embeddingEncoding", "embeddingScale"], local.gsi2_projected_attributes)) == 0
+      )
+      error_message = "pipeline_config/pipeline.json's dynamodb values break a rule: embedding_encoding (${local.dynamodb_embedding_encoding}) must be one of embedding_encodings (${join(", ", local.pipeline.dynamodb.embedding_encodings)}), and gsi2_projected_attributes must include embedding, embeddingEncoding and embeddingScale (an embedding query needs them to decode)."
+    }
   }
 }
 

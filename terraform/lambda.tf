@@ -23,8 +23,16 @@ locals {
     DELIVERY_STREAM_NAME = join(",", aws_kinesis_firehose_delivery_stream.sales_history[*].name)
   }
 
+  # How the sales item stores its embedding (fanout_lambda/settings.py DYNAMODB_EMBEDDING_ENCODING).
+  fanout_dynamodb_environment = {
+    DYNAMODB_EMBEDDING_ENCODING = local.dynamodb_embedding_encoding
+  }
+
   fanout_known_environment_bytes = sum([
-    for name, value in merge(local.lambda_common_environment, local.fanout_delivery_stream_environment, local.fanout_lake_scope_environment) :
+    for name, value in merge(
+      local.lambda_common_environment, local.fanout_delivery_stream_environment, local.fanout_lake_scope_environment,
+      local.fanout_dynamodb_environment,
+    ) :
     length(name) + length(value)
   ])
 
@@ -71,7 +79,7 @@ resource "aws_lambda_function" "fanout" {
       SALES_TABLE_NAME       = aws_dynamodb_table.sales.name
       IDEMPOTENCY_TABLE_NAME = aws_dynamodb_table.idempotency.name
       DEAD_LETTER_QUEUE_URL  = aws_sqs_queue.dead_letter.url
-      }, local.fanout_delivery_stream_environment, local.fanout_lake_scope_environment,
+      }, local.fanout_delivery_stream_environment, local.fanout_lake_scope_environment, local.fanout_dynamodb_environment,
       local.buffer_queue_enabled ? { BUFFER_QUEUE_URL = aws_sqs_queue.buffer[0].url } : {},
     )
   }

@@ -50,6 +50,9 @@ locals {
 
   # pipeline.json values, each overridable by a variable (null keeps the file's value).
   embedding_dimension = coalesce(var.embedding_dimension, local.pipeline.embedding_dimension)
+  # The sales item's embedding encoding (the fan-out's DYNAMODB_EMBEDDING_ENCODING) and GSI2's projection.
+  dynamodb_embedding_encoding = coalesce(var.dynamodb_embedding_encoding, local.pipeline.dynamodb.embedding_encoding)
+  gsi2_projected_attributes   = var.gsi2_projected_attributes == null ? local.pipeline.dynamodb.gsi2_projected_attributes : var.gsi2_projected_attributes
   firehose = {
     prefix                     = local.pipeline.firehose.prefix
     error_output_prefix        = local.pipeline.firehose.error_output_prefix

@@ -394,12 +394,24 @@ variable "transform_package_path" {
 # ---------------------------------------------------------------------------------------------------------
 variable "gsi2_projected_attributes" {
   type        = list(string)
-  default     = ["embedding", "saleId", "category", "brand", "condition", "salePrice", "listedPrice", "daysToSell"]
-  description = "Non-key attributes GSI2 (the embedding-query index) projects (INCLUDE). Every GSI2 write costs write units for the projected size, so only what an embedding query returns is copied; the embedding dominates that size. Tenant, product and sale date need no projection: an index always carries the table keys (PK, SK)."
+  default     = null
+  description = "Override of pipeline.json's dynamodb.gsi2_projected_attributes: the non-key attributes GSI2 (the embedding-query index) projects (INCLUDE). Every sale write is billed again on GSI2 at the projected size, so only what an embedding query returns is copied: the embedding, embeddingEncoding and embeddingScale (what decoding it needs), salePrice and daysToSell. Tenant, product, sale date and sale id need no projection: an index always carries the table keys (PK, SK). null keeps the file's list."
 
   validation {
-    condition     = length(var.gsi2_projected_attributes) > 0 && contains(var.gsi2_projected_attributes, "embedding")
-    error_message = "gsi2_projected_attributes must include at least `embedding` (GSI2 serves embedding queries)."
+    condition     = var.gsi2_projected_attributes == null || try(length(setsubtract(["embedding", "embeddingEncoding", "embeddingScale"], var.gsi2_projected_attributes)) == 0, false)
+    error_message = "gsi2_projected_attributes must include embedding, embeddingEncoding and embeddingScale: an embedding query needs all three to decode the embedding (pipeline_config/embedding_codec.py)."
+  }
+}
+
+variable "dynamodb_embedding_encoding" {
+  type        = string
+  default     = null
+  description = "Override of pipeline.json's dynamodb.embedding_encoding, passed to the fan-out as DYNAMODB_EMBEDDING_ENCODING: how the sales item (the DynamoDB query copy) stores its embedding. float32 (exact, 5 + 5 write units per sale for the item and its GSI2 copy), float16 (3 + 3) or int8 with a per-vector scale (2 + 2); the lake keeps float32 whatever the choice. Each item says how it is encoded, so changing it leaves older items readable. null keeps the file's value (float16)."
+
+  validation {
+    # The allowed values are pipeline.json's dynamodb.embedding_encodings (what pipeline_config/embedding_codec.py implements).
+    condition     = var.dynamodb_embedding_encoding == null || contains(local.pipeline.dynamodb.embedding_encodings, coalesce(var.dynamodb_embedding_encoding, "float32"))
+    error_message = "dynamodb_embedding_encoding must be one of pipeline.json's dynamodb.embedding_encodings: float32, float16 or int8."
   }
 }
 

@@ -21,6 +21,7 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", support.REGION)
     monkeypatch.setenv("AWS_REGION", support.REGION)
     monkeypatch.delenv("EMBEDDING_DIMENSION", raising=False)
+    monkeypatch.delenv("DYNAMODB_EMBEDDING_ENCODING", raising=False)
 
 
 @pytest.fixture

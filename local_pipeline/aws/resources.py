@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pipeline_config
 from local_pipeline.aws.limits import SQS_MESSAGE_MAX_BYTES
 
 __all__ = ["ResourceNames", "create_dead_letter_queue", "create_fanout_resources", "create_tables"]
@@ -35,8 +36,9 @@ class ResourceNames:
 def create_tables(dynamodb: Any, sales_table: str, idempotency_table: str) -> None:
     """The sales table (PK/SK, GSI2 on GSI2PK/GSI2SK) and Powertools' idempotency table (``id``).
 
-    Keys as Terraform deploys them; GSI2 projects ALL here (Terraform projects a cost-saving INCLUDE list),
-    which changes no behaviour of the pipeline, only what an embedding query could read back.
+    Keys and GSI2's projection as Terraform deploys them: INCLUDE pipeline.json's
+    ``dynamodb.gsi2_projected_attributes``, so what an embedding query reads back, and the size a GSI2 write is
+    billed at (the capacity simulator sizes GSI2 writes from this projection), are the deployed stack's.
     """
     keys = ("PK", "SK", "GSI2PK", "GSI2SK")
     dynamodb.create_table(
@@ -51,7 +53,10 @@ def create_tables(dynamodb: Any, sales_table: str, idempotency_table: str) -> No
                     {"AttributeName": "GSI2PK", "KeyType": "HASH"},
                     {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": list(pipeline_config.gsi2_projected_attributes()),
+                },
             }
         ],
     )

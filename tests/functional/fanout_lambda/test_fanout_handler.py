@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+import pipeline_config
 from fanout_lambda import handler as fanout
 from fanout_lambda.errors import DeliveryIncomplete
-from fanout_lambda.sale import TTL_SECONDS, embedding_shard, sale_id, unpack_embedding
-from fanout_lambda.settings import FanoutSettings
+from fanout_lambda.sale import TTL_SECONDS, embedding_shard, sale_id
+from fanout_lambda.settings import DYNAMODB_EMBEDDING_ENCODING, FanoutSettings
+from pipeline_config import embedding_codec
 from tests.support import (
     SALES_TABLE,
     FakeLambdaContext,
@@ -197,11 +200,63 @@ def test_embedding_of_1024_floats_is_stored_compactly_and_forwarded_whole(aws: d
 
     fanout.lambda_handler(event, CONTEXT)
 
+    # THEN the item's copy is pipeline.json's float16 (2 bytes a value, says so) and the lake's stays float32
     (item,) = _sales_items(aws)
-    stored = unpack_embedding(item["embedding"]["B"])
-    assert len(item["embedding"]["B"]) == 4 * 1024
-    assert stored == pytest.approx(event["detail"]["embedding"], rel=1e-6)
+    assert item["embeddingEncoding"] == {"S": "float16"}
+    assert len(item["embedding"]["B"]) == 2 * 1024
+    assert embedding_codec.decode(item) == pytest.approx(event["detail"]["embedding"], rel=2**-11, abs=2**-25)
     assert read_record(firehose.delivered[0])["embedding"] == float32(event["detail"]["embedding"])
+
+
+@pytest.mark.parametrize("encoding", embedding_codec.ENCODINGS)
+def test_embedding_query_on_gsi2_decodes_in_the_resource_form(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, encoding: str
+) -> None:
+    # GIVEN a sale written with each encoding, on a table projecting GSI2 as Terraform does (pipeline.json's list)
+    monkeypatch.setenv(DYNAMODB_EMBEDDING_ENCODING, encoding)
+    _configure(aws, firehose=RecordingFirehose())
+    event = load_event("product_sold")
+    fanout.lambda_handler(event, CONTEXT)
+    detail = event["detail"]
+
+    # WHEN queried as README's example does (boto3's resource layer: Binary, str, Decimal)
+    table = aws["session"].resource("dynamodb").Table(SALES_TABLE)
+    shard = embedding_shard(detail["tenantId"], detail["productId"])
+    (item,) = table.query(
+        IndexName="GSI2",
+        KeyConditionExpression=Key("GSI2PK").eq(f"TENANT#{detail['tenantId']}#EMBEDDING#{shard}")
+        & Key("GSI2SK").begins_with(f"DATE#{detail['soldDate'][:7]}"),
+    )["Items"]
+
+    # THEN the projection carries what decoding needs, and nothing an embedding query does not show
+    assert set(item) == {"PK", "SK", "GSI2PK", "GSI2SK"} | {
+        name for name in pipeline_config.gsi2_projected_attributes() if encoding == "int8" or name != "embeddingScale"
+    }
+    decoded = embedding_codec.decode(item)
+    assert len(decoded) == len(detail["embedding"])
+    assert decoded == pytest.approx(detail["embedding"], abs=max(map(abs, detail["embedding"])) / 254)
+
+
+@pytest.mark.parametrize(("encoding", "blob_bytes"), [("float32", 4 * 1024), ("int8", 1024)])
+def test_environment_chooses_the_items_embedding_encoding(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, encoding: str, blob_bytes: int
+) -> None:
+    # GIVEN Terraform's DYNAMODB_EMBEDDING_ENCODING overriding pipeline.json's float16
+    monkeypatch.setenv(DYNAMODB_EMBEDDING_ENCODING, encoding)
+    _configure(aws, firehose=RecordingFirehose())
+    event = load_event("product_sold")
+
+    fanout.lambda_handler(event, CONTEXT)
+
+    # THEN the item is written in it and decodes from what it carries
+    (item,) = _sales_items(aws)
+    assert item["embeddingEncoding"] == {"S": encoding}
+    assert len(item["embedding"]["B"]) == blob_bytes
+    decoded = embedding_codec.decode(item)
+    if encoding == "float32":
+        assert decoded == float32(event["detail"]["embedding"])
+    else:
+        assert decoded == pytest.approx(event["detail"]["embedding"], abs=max(map(abs, decoded)) / 254 + 1e-12)
 
 
 def test_embedding_of_the_wrong_dimension_is_rejected(aws: dict[str, Any]) -> None:

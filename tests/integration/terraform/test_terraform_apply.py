@@ -44,7 +44,8 @@ import sqlglot
 from sqlglot import exp
 
 from fanout_lambda.settings import OPTIONAL_VARIABLES as FANOUT_OPTIONAL_VARIABLES
-from fanout_lambda.settings import REQUIRED_VARIABLES, SOLD_DATE_YEARS, TENANT_IDS
+from fanout_lambda.settings import DYNAMODB_EMBEDDING_ENCODING, REQUIRED_VARIABLES, SOLD_DATE_YEARS, TENANT_IDS
+import pipeline_config
 from glue_schemas import sales_history
 from local_pipeline.dashboards import connect
 from pipeline_config import load as load_pipeline
@@ -76,7 +77,8 @@ PROCESSOR_KEYS = {
     "BufferIntervalInSeconds": "processor_buffer_interval_seconds",
     "NumberOfRetries": "processor_number_of_retries",
 }
-GSI2_REQUIRED = {"embedding", "saleId", "category", "brand", "condition", "salePrice", "listedPrice", "daysToSell"}
+#: GSI2's INCLUDE list: pipeline.json's, the one declaration (the local runtime's table projects the same).
+GSI2_PROJECTED = set(pipeline_config.gsi2_projected_attributes())
 
 
 @dataclass
@@ -394,6 +396,7 @@ def test_fanout_lambda_environment_is_what_settings_reads(deployed: Deployment) 
     assert deployed.outputs["delivery_stream_arns"] == [deployed.outputs["delivery_stream_arn"]]
     assert variables["DEAD_LETTER_QUEUE_URL"] == deployed.outputs["dead_letter_queue_url"]
     assert int(variables["EMBEDDING_DIMENSION"]) == load_pipeline()["embedding_dimension"]
+    assert variables[DYNAMODB_EMBEDDING_ENCODING] == pipeline_config.dynamodb_embedding_encoding()
 
 
 def test_transform_lambda_handler_and_environment(deployed: Deployment) -> None:
@@ -425,7 +428,7 @@ def test_sales_table_keys_gsi2_ttl_and_recovery(deployed: Deployment) -> None:
     (gsi2,) = [g for g in table["GlobalSecondaryIndexes"] if g["IndexName"] == "GSI2"]
     assert {(k["AttributeName"], k["KeyType"]) for k in gsi2["KeySchema"]} == {("GSI2PK", "HASH"), ("GSI2SK", "RANGE")}
     assert gsi2["Projection"]["ProjectionType"] == "INCLUDE"
-    assert set(gsi2["Projection"]["NonKeyAttributes"]) >= GSI2_REQUIRED
+    assert set(gsi2["Projection"]["NonKeyAttributes"]) == GSI2_PROJECTED
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert (ttl["AttributeName"], ttl["TimeToLiveStatus"]) == ("ttl", "ENABLED")

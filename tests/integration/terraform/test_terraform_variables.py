@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fanout_lambda.settings import SOLD_DATE_YEARS, TENANT_IDS
+from fanout_lambda.settings import DYNAMODB_EMBEDDING_ENCODING, SOLD_DATE_YEARS, TENANT_IDS
 from tests.integration import terraform_support as tfs
 
 pytestmark = [
@@ -52,6 +52,8 @@ INVALID = {
     "buffer_queue_visibility_timeout_seconds": 43201,  # SQS's maximum is 12 hours
     "buffer_queue_oldest_message_age_alarm_seconds": 30,
     "buffer_queue_visible_messages_alarm_threshold": 0,
+    "dynamodb_embedding_encoding": "bfloat16",  # pipeline.json's embedding_encodings: float32, float16, int8
+    "gsi2_projected_attributes": ["embedding", "salePrice"],  # an int8 or float16 item needs its encoding to decode
 }
 
 
@@ -82,6 +84,8 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
         "parquet_compression": "GZIP",
         "tenant_ids": ["carousel-labs", "acme.eu"],
         "partition_projection_year_range": "2022,2030",
+        "dynamodb_embedding_encoding": "int8",
+        "gsi2_projected_attributes": ["embedding", "embeddingEncoding", "embeddingScale"],
     }
     terraform.run(
         "plan", "-input=false", "-out=overrides.tfplan", "-var-file=moto.tfvars.json",
@@ -119,6 +123,15 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
     environment = json.loads(json.loads(console.stdout.strip()))
     assert environment[SOLD_DATE_YEARS] == "2022,2030"
     assert environment[TENANT_IDS] == "carousel-labs,acme.eu"
+
+    # The item's embedding encoding reaches the fan-out, and GSI2 projects the list asked for.
+    console = terraform.run(
+        "console", "-var-file=moto.tfvars.json", "-var-file=overrides.tfvars.json",
+        input="jsonencode(local.fanout_dynamodb_environment)\n", timeout=120,
+    )  # fmt: skip
+    assert json.loads(json.loads(console.stdout.strip())) == {DYNAMODB_EMBEDDING_ENCODING: "int8"}
+    (gsi2,) = resources["aws_dynamodb_table.sales"]["global_secondary_index"]
+    assert set(gsi2["non_key_attributes"]) == {"embedding", "embeddingEncoding", "embeddingScale"}
 
 
 def _planned_resources(terraform: tfs.Terraform, plan_file: str) -> dict[str, dict[str, Any]]:
@@ -384,8 +397,12 @@ def _module_with_pipeline(
             {"buffer_queue": {"batch_size": 20000}},
             ["The buffer queue's event source mapping breaks a Lambda rule"],
         ),
+        (
+            {"dynamodb": {"embedding_encoding": "bfloat16"}},
+            ["pipeline_config/pipeline.json's dynamodb values break a rule: embedding_encoding (bfloat16)"],
+        ),
     ],
-    ids=["firehose-buffer", "trigger", "queue-visibility-and-receive-count", "mapping-batch-size"],
+    ids=["firehose-buffer", "trigger", "queue-visibility-and-receive-count", "mapping-batch-size", "dynamodb-encoding"],
 )
 def test_plan_rejects_a_pipeline_json_that_breaks_a_service_rule(
     moto_server_endpoint: str, tmp_path_factory: pytest.TempPathFactory, edit: dict[str, Any], messages: list[str]

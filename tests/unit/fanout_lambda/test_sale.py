@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import pipeline_config
 from fanout_lambda.sale import (
     EMBEDDING_SHARDS,
     Sale,
@@ -15,11 +18,11 @@ from fanout_lambda.sale import (
     item_size_bytes,
     sale_id,
     sales_item,
-    unpack_embedding,
     write_units,
 )
 from fanout_lambda.validation import validator
-from pipeline_config import sale_record
+from local_pipeline.generator import BurstSpec, generate
+from pipeline_config import embedding_codec, sale_record
 from tests.support import load_event
 
 NOW = 1_767_000_000
@@ -58,15 +61,42 @@ def test_shards_spread_products_evenly() -> None:
     assert min(counts) > 900  # 1000 expected per shard
 
 
-def test_typical_sale_item_costs_five_write_units() -> None:
-    item = sales_item(_sale(), NOW)
-    assert item_size_bytes(item) > 4096  # the float32 embedding alone is 4 KB
-    assert write_units(item) == 5
+#: Write units of the sales item and of its GSI2 copy for the generator's sales, by encoding. The claim and the
+#: completion of the idempotency record add 1 each: float32 12, float16 (the default) 8, int8 6 per new sale.
+TYPICAL_UNITS = {"float32": (5, 5), "float16": (3, 3), "int8": (2, 2)}
+#: The same at every bound of the schema (below): the item stays within these, and the GSI2 copy too.
+WORST_CASE_UNITS = {"float32": (5, 5), "float16": (3, 3), "int8": (2, 2)}
+IDEMPOTENCY_UNITS = 2
 
 
-def test_worst_case_sale_item_stays_within_five_write_units() -> None:
-    # GIVEN every bounded field at its maximum length, in 4-byte UTF-8 characters wherever the schema allows
-    # them (category, brand); the id-like fields are ASCII by pattern
+def _gsi2_copy(item: dict[str, Any]) -> dict[str, Any]:
+    """What a GSI2 write stores and is billed for: the table and index keys plus the projected attributes."""
+    keep = {"PK", "SK", "GSI2PK", "GSI2SK", *pipeline_config.gsi2_projected_attributes()}
+    return {name: value for name, value in item.items() if name in keep}
+
+
+@pytest.mark.parametrize("encoding", embedding_codec.ENCODINGS)
+def test_typical_sale_costs_its_encodings_write_units(encoding: str) -> None:
+    item = sales_item(_sale(), NOW, encoding)
+    assert (write_units(item), write_units(_gsi2_copy(item))) == TYPICAL_UNITS[encoding]
+
+
+def test_default_encoding_costs_at_most_eight_write_units_per_new_sale_of_the_generator() -> None:
+    # GIVEN the local runtime's sales (their string fields vary in length) and pipeline.json's encoding
+    events = generate(BurstSpec(events=300, retry_share=0, republish_share=0, invalid_share=0, unmatched_share=0))
+    check = validator(pipeline_config.embedding_dimension())
+    units = set()
+    for generated in events:
+        item = sales_item(check.validate(generated.event), NOW)
+        units.add(write_units(item) + write_units(_gsi2_copy(item)) + IDEMPOTENCY_UNITS)
+    # THEN every new sale costs 8 write units: item 3 + GSI2 copy 3 + claim 1 + completion 1
+    assert pipeline_config.dynamodb_embedding_encoding() == "float16"
+    assert units == {8}
+
+
+def _worst_case_sale() -> Sale:
+    # every bounded field at its maximum length, in 4-byte UTF-8 characters wherever the schema allows them
+    # (category, brand); the id-like fields are ASCII by pattern; a sale id and shard as long as they get
     wide = "\U0001f45c"
     event = load_event("product_sold")
     event["id"] = "i" * 64
@@ -81,15 +111,29 @@ def test_worst_case_sale_item_stays_within_five_write_units() -> None:
         daysToSell=36_500,
         vendorId="V" * 48,
         embeddingId="E" * 64,
+        # int8's scale is longest for a largest magnitude whose repr has 17 digits
         embedding=[random.Random(1).uniform(-1, 1) for _ in range(1024)],
     )
-    sale = validator(1024).validate(event)  # the schema's bounds accept it
+    return validator(1024).validate(event)  # the schema's bounds accept it
 
-    item = sales_item(sale, NOW)
 
-    # a 32-byte margin under 5 KB absorbs DynamoDB's "approximately" in its number sizing
-    assert item_size_bytes(item) <= 5 * 1024 - 32
-    assert write_units(item) == 5
+@pytest.mark.parametrize("encoding", embedding_codec.ENCODINGS)
+def test_worst_case_sale_item_and_gsi2_copy_stay_within_their_write_units(encoding: str) -> None:
+    item = sales_item(_worst_case_sale(), NOW, encoding)
+    item_units, gsi2_units = WORST_CASE_UNITS[encoding]
+
+    # a 32-byte margin under the bound absorbs DynamoDB's "approximately" in its number sizing
+    assert item_size_bytes(item) <= item_units * 1024 - 32
+    assert write_units(item) == item_units
+    assert item_size_bytes(_gsi2_copy(item)) <= gsi2_units * 1024 - 32
+    assert write_units(_gsi2_copy(item)) == gsi2_units
+
+
+def test_float16_fallback_item_costs_what_a_float32_item_does() -> None:
+    # an embedding beyond float16's range is written as float32 (and says so): the worst case of float16
+    item = sales_item(_sale(embedding=[70_000.0] * 1024), NOW, "float16")
+    assert item["embeddingEncoding"] == {"S": "float32"}
+    assert (write_units(item), write_units(_gsi2_copy(item))) == TYPICAL_UNITS["float32"]
 
 
 def test_item_size_counts_names_and_values_like_dynamodb() -> None:
@@ -101,9 +145,17 @@ def test_item_size_counts_names_and_values_like_dynamodb() -> None:
     assert item_size_bytes({"n": {"N": "0.10"}}) == 1 + 2
 
 
-def test_embedding_round_trips_through_float32() -> None:
+@pytest.mark.parametrize("encoding", embedding_codec.ENCODINGS)
+def test_item_embedding_decodes_from_what_the_item_says(encoding: str) -> None:
     values = [0.5, -0.25, 1.0, 0.0]
-    assert unpack_embedding(sales_item(_sale(embedding=values * 256), NOW)["embedding"]["B"]) == values * 256
+    item = sales_item(_sale(embedding=values * 256), NOW, encoding)
+    assert item["embeddingEncoding"] == {"S": encoding}
+    # exact in float32 and float16; int8 within half a step of max|x| / 127
+    assert embedding_codec.decode(item) == pytest.approx(values * 256, abs=0 if encoding != "int8" else 1 / 254)
+
+
+def test_shard_count_is_pipeline_jsons() -> None:
+    assert pipeline_config.dynamodb_embedding_shards() == EMBEDDING_SHARDS == 5
 
 
 def test_firehose_record_is_compact_with_envelope_fields_and_float32_embedding() -> None:

@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 import pipeline_config
 from fanout_lambda.errors import ConfigurationError, InvalidSaleEvent
-from fanout_lambda.settings import SOLD_DATE_YEARS, TENANT_IDS, LakeScope
+from fanout_lambda.settings import (
+    DYNAMODB_EMBEDDING_ENCODING,
+    SOLD_DATE_YEARS,
+    TENANT_IDS,
+    LakeScope,
+    dynamodb_embedding_encoding,
+)
 from fanout_lambda.validation import SaleValidator, is_calendar_date, validator
 from tests.support import load_event
 
@@ -165,3 +171,15 @@ def test_scope_is_read_from_the_environment_terraform_sets() -> None:
 def test_malformed_sold_date_years_name_the_variable(raw: str) -> None:
     with pytest.raises(ConfigurationError, match=rf"^{SOLD_DATE_YEARS} must be 'first,last' years, got "):
         LakeScope.from_env({SOLD_DATE_YEARS: raw})
+
+
+def test_embedding_encoding_comes_from_the_environment_else_pipeline_json() -> None:
+    assert dynamodb_embedding_encoding({}) == pipeline_config.dynamodb_embedding_encoding() == "float16"
+    assert dynamodb_embedding_encoding({DYNAMODB_EMBEDDING_ENCODING: " int8 "}) == "int8"
+    assert dynamodb_embedding_encoding({DYNAMODB_EMBEDDING_ENCODING: ""}) == "float16"
+
+
+@pytest.mark.parametrize("raw", ["FLOAT16", "bfloat16", "int4"])
+def test_bad_embedding_encoding_names_the_variable_and_the_value(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^{DYNAMODB_EMBEDDING_ENCODING} must be one of .* got '{raw}'$"):
+        dynamodb_embedding_encoding({DYNAMODB_EMBEDDING_ENCODING: raw})
