@@ -18,7 +18,7 @@ REGION = "eu-west-1"
 
 @pytest.fixture
 def raw() -> Iterator[Any]:
-    from moto import mock_aws  # noqa: PLC0415
+    from moto import mock_aws
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
