@@ -112,8 +112,8 @@ def dynamodb_table(cells: list[Cell]) -> list[str]:
     """Each cell's DynamoDB figures by table and index (summary.json's ``dynamodb_tables``)."""
     lines = [
         "| trigger | region | streams | table or index | write units | per new sale | peak units/s | capacity/s "
-        "| throttle events | throttled requests |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| throttle events | throttled requests | floor at the starting capacity |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in cells:
         s = cell.summary
@@ -123,7 +123,8 @@ def dynamodb_table(cells: list[Cell]) -> list[str]:
             lines.append(
                 f"| {cell.trigger} | {cell.region} | {s['firehose_streams']} | {name} | {row['write_units']:,} "
                 f"| {per_sale:.2f} | {row['peak_write_units_per_second']:,} | {row['write_capacity_per_second']:,} "
-                f"| {row['throttle_events']:,} | {row['throttled_requests']:,} |"
+                f"| {row['throttle_events']:,} | {row['throttled_requests']:,} "
+                f"| {row['write_units'] / row['warm_write_units_per_second']:,.1f} s |"
             )
     return lines
 

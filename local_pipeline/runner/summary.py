@@ -99,6 +99,14 @@ class RunSummary:
         spent = sum(row["write_units"] - row["failed_condition_write_units"] for row in self.dynamodb)
         return round(spent / self.outcomes["processed"], 2) if self.outcomes["processed"] else 0.0
 
+    @property
+    def dynamodb_floor_seconds(self) -> float:
+        """The least time the tables' starting capacity allows to take what they took: the busiest table's or
+        index's write units over its warm throughput (a burst shorter than 30 minutes never scales past it)."""
+        return round(
+            max((row["write_units"] / row["warm_write_units_per_second"] for row in self.dynamodb), default=0.0), 3
+        )
+
     def dynamodb_fields(self) -> dict[str, Any]:
         """summary.json's DynamoDB keys: totals over every table and index, then each one's figures."""
         rows = self.dynamodb
@@ -112,6 +120,7 @@ class RunSummary:
             "dynamodb_write_throttle_events": sum(row["throttle_events"] for row in rows),
             "dynamodb_write_units_per_new_sale": self.dynamodb_write_units_per_new_sale,
             "dynamodb_warm_write_units_per_second": rows[0]["warm_write_units_per_second"] if rows else 0,
+            "dynamodb_floor_seconds": self.dynamodb_floor_seconds,
             "dynamodb_tables": {row["name"]: {k: v for k, v in row.items() if k != "name"} for row in rows},
         }
 
@@ -211,7 +220,8 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"({stats.incoming_bytes / max(1, stats.incoming_records):,.0f} bytes each; {summary.firehose_streams} "
         f"stream(s) of {summary.firehose_bytes_per_second_quota / 2**20:g} MiB/s)",
         f"  ingest drained in       {summary.as_json()['ingest_drain_seconds']:>8.1f} s "
-        f"(simulated, from the first event; the byte quota's floor: {summary.ingest_floor_seconds:.1f} s)",
+        f"(simulated, from the first event; floors: Firehose's byte quota {summary.ingest_floor_seconds:.1f} s, "
+        f"DynamoDB's capacity {summary.dynamodb_floor_seconds:.1f} s)",
         *_dynamodb_lines(summary),
         f"  transform invocations   {stats.invocations:>8}   ({stats.invocation_errors} failed)",
         f"  processing failures     {stats.processing_failed:>8}",
