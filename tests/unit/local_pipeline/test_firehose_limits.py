@@ -68,3 +68,21 @@ def test_the_simulated_firehose_imports_nothing_from_the_code_it_tests() -> None
                 imported.update(alias.name for alias in node.names)
     # THEN none of them reads a limit (or anything else) from the Lambdas it is there to test
     assert not {name for name in imported if name.split(".")[0] in {"fanout_lambda", "transform_lambda"}}
+
+
+def test_a_callers_timeline_starts_where_it_is_told_and_ends_with_the_invocation() -> None:
+    from local_pipeline.clock import SimulatedClock
+    from local_pipeline.firehose.quotas import QuotaLedger
+
+    clock = SimulatedClock(10_000)
+    ledger = QuotaLedger(DirectPutQuota.for_region("eu-west-1"), clock)
+    ledger.new_invocation()
+    ledger.wait(700)  # an earlier stage of the invocation (its DynamoDB writes) waited 0.7 s
+    assert ledger.caller_now() == 10_700
+    ledger.new_timeline(ledger.longest_wait())  # the next stage starts where that one ended
+    ledger.wait(300)
+    assert (ledger.caller_now(), ledger.longest_wait()) == (11_000, 1_000)
+    ledger.new_timeline()  # a call side by side with the others, from the invocation's start
+    assert ledger.caller_now() == 10_000
+    ledger.new_invocation()  # the next invocation's timelines start from the shared clock
+    assert (ledger.caller_now(), ledger.longest_wait()) == (10_000, 0)
