@@ -539,6 +539,49 @@ def test_a_burst_above_the_byte_quota_is_throttled_resent_in_place_and_delivered
     assert summary.fanout_invocations > written["events_total"] / 500
 
 
+def test_a_burst_above_dynamodbs_capacity_is_throttled_resent_and_written_once_within_the_capacity(
+    tmp_path: Path,
+) -> None:
+    # GIVEN 1,200 events in one simulated second in eu-west-1 (Firehose's 5 MiB/s takes them in ~1 s) against
+    # tables and GSI2 that serve 300 write units a second (a sale: 3 units on the table, 3 on GSI2, 2 on the
+    # idempotency table)
+    out = tmp_path / "lake"
+    run(
+        RunOptions(
+            events=1200,
+            seed=5,
+            out=out,
+            burst_seconds=1,
+            region="eu-west-1",
+            dashboards=False,
+            dynamodb_warm_writes=300,
+        ),
+        out=io.StringIO(),
+    )
+    written = json.loads((out / "summary.json").read_text())
+    tables = written["dynamodb_tables"]
+    # THEN DynamoDB refuses what does not fit, the fan-out resends it (in place, then after a backoff), and no
+    # table or index ever serves more than its capacity in a second
+    assert written["dynamodb_throttled_requests"] > 0
+    assert written["fanout_retries"]["DynamoDBResends"] > 0
+    assert len(tables) == 3 and sum(name.endswith("/index/GSI2") for name in tables) == 1
+    assert any(row["throttling_reasons"].get("IndexWriteKeyRangeThroughputExceeded") for row in tables.values())
+    for row in tables.values():
+        assert row["peak_write_units_per_second"] <= row["write_capacity_per_second"] == 300
+    assert written["dynamodb_peak_write_units_per_second"] <= 300
+    # and every valid sale is in the lake once, none parked, none lost, at 8 write units a new sale
+    assert written["audit_lost"] == 0 and written["audit_in_dead_letters"] == 0 and written["failed"] == 0
+    rows = Counter(r["event_id"] for r, _ in lake_rows(out))
+    assert set(rows.values()) == {1} and written["lake_rows"] == written["audit_in_lake"] == written["processed"]
+    assert written["dynamodb_write_units_per_new_sale"] == 8
+    # and the intake drained no sooner than DynamoDB's capacity allows, well after Firehose's byte quota would
+    assert (
+        written["ingest_drain_seconds"]
+        >= written["dynamodb_floor_seconds"]
+        > 10 * (written["firehose_bytes_in"] / written["firehose_bytes_per_second_quota"])
+    )
+
+
 def test_a_throttled_burst_gives_the_same_figures_every_run(tmp_path: Path) -> None:
     # GIVEN a burst far above the byte quota of a 1 MiB/s region: batches of two chunks, resends, redeliveries
     options = {"events": 1500, "seed": 11, "burst_seconds": 1, "region": "ap-southeast-2", "dashboards": False}
