@@ -6,7 +6,8 @@ of a plan and checks its namespace, metric, statistic and dimension names are de
 thresholds both sides share are equal. Sources: Amazon Data Firehose developer guide, "Monitoring Amazon Data
 Firehose with CloudWatch metrics" (delivery, ingestion, processing, conversion, dynamic partitioning
 metrics); Lambda developer guide, "Types of metrics for Lambda functions"; SQS developer guide, "Available
-CloudWatch metrics for Amazon SQS".
+CloudWatch metrics for Amazon SQS"; DynamoDB developer guide, "DynamoDB Metrics and dimensions"
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html).
 
 The thresholds that mirror an alarm are computed here from ``pipeline_config/pipeline.json`` with the same
 rule as the alarm's, so a changed buffering interval moves both.
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pipeline_config
 
 __all__ = [
     "ALL",
+    "DYNAMODB",
     "EMF_NAMESPACE",
     "FIREHOSE",
     "INCOMING_LIMIT_PERCENT",
     "LAMBDA",
     "PARTITIONS_WARN_PERCENT",
+    "SALES_TABLE_INDEX",
     "SQS",
     "TRANSFORM_SERVICE",
     "Metric",
@@ -38,6 +41,7 @@ __all__ = [
 FIREHOSE = "AWS/Firehose"
 LAMBDA = "AWS/Lambda"
 SQS = "AWS/SQS"
+DYNAMODB = "AWS/DynamoDB"
 #: The Lambdas' EMF namespace (Powertools' POWERTOOLS_METRICS_NAMESPACE; Terraform's metrics_namespace
 #: overrides it, and so does ``monitor --metrics-namespace``).
 EMF_NAMESPACE = "CarouselSalesPipeline"
@@ -59,16 +63,40 @@ class Metric:
     dimension: str
     statistic: str
     unit: str
+    #: Dimensions the metric is published under together with ``dimension`` (a DynamoDB GSI's metrics: TableName
+    #: and GlobalSecondaryIndexName). CloudWatch never aggregates over a dimension left out, so a query or alarm
+    #: must name them all.
+    more_dimensions: tuple[str, ...] = ()
+    #: Values of ``more_dimensions`` for one resource (:meth:`of`); empty in the declaration.
+    more_values: tuple[str, ...] = ()
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """Every dimension name the metric is published under, ``dimension`` first."""
+        return (self.dimension, *self.more_dimensions)
+
+    def of(self, *values: str) -> Metric:
+        """This metric with the values of ``more_dimensions`` bound (e.g. the GSI's name), ready to query."""
+        if len(values) != len(self.more_dimensions):
+            raise ValueError(f"{self.name} takes values for {self.more_dimensions}, got {values}")
+        return replace(self, more_values=values)
 
     def query(self, query_id: str, dimension_value: str, period: int, *, namespace: str | None = None) -> Any:
         """A ``GetMetricData`` ``MetricDataQueries`` entry for this metric of one resource."""
+        if len(self.more_values) != len(self.more_dimensions):
+            # CloudWatch would answer a query missing a dimension with no data at all, never an error.
+            raise ValueError(f"{self.name} needs values for {self.more_dimensions}: bind them with .of()")
+        more = zip(self.more_dimensions, self.more_values, strict=True)
         return {
             "Id": query_id,
             "MetricStat": {
                 "Metric": {
                     "Namespace": namespace or self.namespace,
                     "MetricName": self.name,
-                    "Dimensions": [{"Name": self.dimension, "Value": dimension_value}],
+                    "Dimensions": [
+                        {"Name": self.dimension, "Value": dimension_value},
+                        *({"Name": name, "Value": value} for name, value in more),
+                    ],
                 },
                 "Period": period,
                 "Stat": self.statistic,
@@ -115,7 +143,23 @@ ALL: dict[str, Metric] = {
     # The transform's own EMF metric for records it returns as ProcessingFailed (Powertools' default
     # dimension `service`; see transform_lambda).
     "transform_records_failed": Metric(EMF_NAMESPACE, "TransformRecordsFailed", "service", "Sum", "Count"),
+    # DynamoDB writes of the sales table, its GSI2 and the idempotency table ("DynamoDB Metrics and dimensions";
+    # "CloudWatch throttling metrics", TroubleshootingThrottling-cloudwatch.html). TableName alone is the table
+    # without its indexes; an index's needs GlobalSecondaryIndexName too. WriteThrottleEvents counts each throttled
+    # table or index write; ConsumedWriteCapacityUnits' Sum / 300 s is the five-minute write rate.
+    "dynamodb_write_throttle_events": Metric(DYNAMODB, "WriteThrottleEvents", "TableName", "Sum", "Count"),
+    "dynamodb_consumed_write_units": Metric(DYNAMODB, "ConsumedWriteCapacityUnits", "TableName", "Sum", "Count"),
+    "dynamodb_index_write_throttle_events": Metric(
+        DYNAMODB, "WriteThrottleEvents", "TableName", "Sum", "Count", ("GlobalSecondaryIndexName",)
+    ),
+    "dynamodb_index_consumed_write_units": Metric(
+        DYNAMODB, "ConsumedWriteCapacityUnits", "TableName", "Sum", "Count", ("GlobalSecondaryIndexName",)
+    ),
 }
+
+#: The sales table's GSI that every sale writes (terraform/dynamodb.tf names it; the declaration test checks the
+#: alarm watches this index).
+SALES_TABLE_INDEX = "GSI2"
 
 #: The ``service`` dimension value of the transform's EMF metrics (Powertools' POWERTOOLS_SERVICE_NAME).
 TRANSFORM_SERVICE = "sales-transform"

@@ -263,7 +263,7 @@ resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = local.names.dashboard
   dashboard_body = jsonencode({
     widgets = concat(
-      [for i, w in concat(local.dashboard_widgets, local.buffer_queue_dashboard_widgets) : {
+      [for i, w in concat(local.dashboard_widgets, local.buffer_queue_dashboard_widgets, local.dynamodb_dashboard_widgets) : {
         type   = "metric"
         x      = (i % 3) * 8
         y      = floor(i / 3) * 6
@@ -281,12 +281,12 @@ resource "aws_cloudwatch_dashboard" "this" {
       [{
         type   = "alarm"
         x      = 0
-        y      = ceil(length(concat(local.dashboard_widgets, local.buffer_queue_dashboard_widgets)) / 3) * 6
+        y      = ceil(length(concat(local.dashboard_widgets, local.buffer_queue_dashboard_widgets, local.dynamodb_dashboard_widgets)) / 3) * 6
         width  = 24
         height = 4
         properties = {
           title  = "Pipeline alarms"
-          alarms = concat([for a in aws_cloudwatch_metric_alarm.this : a.arn], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.arn], local.buffer_queue_alarm_arns)
+          alarms = concat([for a in aws_cloudwatch_metric_alarm.this : a.arn], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.arn], local.buffer_queue_alarm_arns, local.dynamodb_alarm_arns)
         }
       }],
     )

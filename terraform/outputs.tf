@@ -100,7 +100,7 @@ output "alarm_topic_arn" {
 
 output "alarm_names" {
   description = "Names of the CloudWatch alarms (CloudWatch console → Alarms, filter by the name prefix)."
-  value       = concat([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.alarm_name], local.buffer_queue_alarm_names)
+  value       = concat([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name], [for a in aws_cloudwatch_metric_alarm.incoming_limit : a.alarm_name], local.buffer_queue_alarm_names, local.dynamodb_alarm_names)
 }
 
 output "dashboard_name" {

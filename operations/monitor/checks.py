@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from operations.monitor.collect import Observation, QueueState, Series
+from operations.monitor.dynamodb_checks import dynamodb_checks
 from operations.monitor.stream_checks import count_check, stream_checks, transform_failed_check
 from operations.monitor.verdicts import (
     EXIT_STATUS_HELP,
@@ -54,6 +55,7 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> list[Check]:
             checks += [replace(c, name=f"{c.name} [{name}]", stream=name) for c in own]
         checks.append(transform_failed_check(observation))
     checks += _lambda_checks(observation)
+    checks += dynamodb_checks(observation)
     checks += _queue_checks(observation, thresholds)
     checks.append(_alarm_check(observation))
     return checks

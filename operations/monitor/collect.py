@@ -15,6 +15,7 @@ from typing import Any
 from operations import metrics
 from operations import outputs as stack_outputs
 from operations.errors import OperatorError
+from operations.monitor.dynamodb import write_queries, write_targets
 
 __all__ = [
     "MAX_QUERIES_PER_CALL",
@@ -128,6 +129,8 @@ class StackNames:
     dead_letter_queue_url: str | None = None
     fanout_trigger: str | None = None
     buffer_queue_url: str | None = None
+    sales_table: str | None = None
+    idempotency_table: str | None = None
     alarm_names: tuple[str, ...] | None = None
     metrics_namespace: str = metrics.EMF_NAMESPACE
     delivery_streams: tuple[str, ...] = ()
@@ -151,6 +154,8 @@ class StackNames:
             dead_letter_queue_url=values.get("dead_letter_queue_url"),
             fanout_trigger=values.get("fanout_trigger"),
             buffer_queue_url=values.get("buffer_queue_url"),
+            sales_table=values.get("sales_table_name"),
+            idempotency_table=values.get("idempotency_table_name"),
             alarm_names=tuple(alarms) if alarms else None,
             metrics_namespace=metrics_namespace or metrics.EMF_NAMESPACE,
         )
@@ -236,6 +241,7 @@ def metric_queries(stack: StackNames) -> dict[str, tuple[metrics.Metric, str, st
         if url:
             plan[f"{role}.queue_visible"] = (metrics.ALL["queue_visible"], queue_name(url), None)
             plan[f"{role}.queue_oldest_age"] = (metrics.ALL["queue_oldest_age"], queue_name(url), None)
+    plan.update(write_queries(write_targets(stack.sales_table, stack.idempotency_table)))
     return plan
 
 

@@ -18,7 +18,8 @@ __all__ = ["EXIT_STATUS_HELP", "Check", "Thresholds", "Verdict", "exit_status", 
 
 EXIT_STATUS_HELP = """exit status (the monitoring-plugin convention):
   0  OK        every check healthy (checks without data are listed, and do not count)
-  1  WARNING   something needs a look: throttled or failed records, dead letters, Lambda errors, an alarm
+  1  WARNING   something needs a look: throttled or failed records, dead letters, Lambda errors, DynamoDB
+               write throttles (absorbed by flow control: capacity to pre-warm), an alarm
   2  CRITICAL  delivery is failing or behind: freshness above its threshold, S3 delivery or the transform
                failing, partitions over the limit, incoming traffic at the quota, nothing delivered
   3  UNKNOWN   could not read: no outputs, no credentials, CloudWatch refused, a bad option value, or

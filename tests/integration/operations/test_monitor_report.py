@@ -65,6 +65,29 @@ def clean_run(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return out, values
 
 
+@pytest.fixture(scope="module")
+def throttled_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """400 events in one second against tables and GSI2 warm at only 100 write units/s (`--dynamodb-warm-writes
+    100`), so DynamoDB throttles the fan-out's writes; none invalid. On a moto_server of its own: a local run's
+    stream and Lambdas have fixed names, and the other tests put problems into theirs. Yields (out, outputs)."""
+    base = tmp_path_factory.mktemp("throttled-run")
+    with tfs.run_moto_server(base / "moto_server.log") as endpoint:
+        yield _throttled(base, endpoint)
+
+
+def _throttled(base: Path, endpoint: str) -> tuple[Path, dict[str, Any]]:
+    events = generate(BurstSpec(events=400, seed=11, invalid_share=0.0, unmatched_share=0.0))
+    events_file = base / "events.jsonl"
+    events_file.write_text("".join(json.dumps(e.event) + "\n" for e in events), encoding="utf-8")
+    out = base / "out"
+    summary: RunSummary = run(
+        RunOptions(events_file=events_file, endpoint_url=endpoint, out=out, burst_seconds=1, dynamodb_warm_writes=100),
+        out=io.StringIO(),
+    )
+    assert not summary.dead_letter_kinds, "flow control absorbs the throttles: nothing reaches the DLQ"
+    return out, dict(stack_outputs.load(out / "outputs.json").values)
+
+
 def monitor(capsys: pytest.CaptureFixture[str], outputs_file: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
     """Run `sales-pipeline monitor` twice (text, then --json); return the status, the text and the JSON."""
     status = main(["monitor", "--outputs", str(outputs_file), *args])
@@ -256,3 +279,40 @@ def test_monitor_reads_alarm_states_lambda_metrics_and_the_buffer_queue_of_a_dep
     assert found["transform Lambda Errors (monitor-test-transform)"]["verdict"] == "OK"
     assert found["buffer queue backlog"]["value"].startswith("1 messages"), found["buffer queue backlog"]
     assert status >= 1, text
+
+
+def test_monitor_warns_of_dynamodb_write_throttles_only_after_a_run_that_was_throttled(
+    clean_run: tuple[Path, dict[str, Any]],
+    throttled_run: tuple[Path, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def rows(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {c["name"]: c for c in document["checks"] if c["name"].startswith("DynamoDB write throttles")}
+
+    # GIVEN a run against tables at a new table's 4,000 write units/s THEN a row per table and GSI2, each OK
+    out, values = clean_run
+    _status, text, document = monitor(capsys, out / "outputs.json")
+    sales, idempotency = values["sales_table_name"], values["idempotency_table_name"]
+    assert {name: row["verdict"] for name, row in rows(document).items()} == {
+        f"DynamoDB write throttles ({sales})": "OK",
+        f"DynamoDB write throttles ({sales} GSI2)": "OK",
+        f"DynamoDB write throttles ({idempotency})": "OK",
+    }, text  # (its other checks carry the problems the test above put in)
+
+    # GIVEN a burst against tables warm at 100 write units/s WHEN monitor reads its outputs THEN each row warns,
+    # saying the throttles were absorbed, and the exit status is a warning: nothing was lost
+    out, values = throttled_run
+    status, text, document = monitor(capsys, out / "outputs.json")
+    sales, idempotency = values["sales_table_name"], values["idempotency_table_name"]
+    found = rows(document)
+    assert set(found) == {
+        f"DynamoDB write throttles ({sales})",
+        f"DynamoDB write throttles ({sales} GSI2)",
+        f"DynamoDB write throttles ({idempotency})",
+    }, text
+    for row in found.values():
+        assert row["verdict"] == "WARN", text
+        assert int(row["value"].split()[0].replace(",", "")) > 0, row
+        assert "late, not lost" in row["detail"] and "--warm-throughput" in row["detail"], row
+    assert status == 1, text
+    assert text.startswith(f"WARNING: DynamoDB write throttles ({sales})"), text

@@ -42,6 +42,7 @@ SHARED_RULES = {
     "Throttles": ("GreaterThanThreshold", 0),
     "DeliveryToS3.DataFreshness": ("GreaterThanThreshold", Thresholds.from_declarations().freshness_seconds),
     "TransformRecordsFailed": ("GreaterThanThreshold", 0),
+    "WriteThrottleEvents": ("GreaterThanThreshold", 0),
 }
 #: Alarms monitor judges by a rule of its own, each with the reason; every other alarm must share its rule.
 JUDGED_OTHERWISE = {
@@ -103,7 +104,10 @@ def test_every_alarm_reads_a_declared_metric_with_its_statistic_and_dimension(al
             assert key in DECLARED, f"{alarm['address']} alarms on {key}, which operations/metrics.py does not declare"
             declared = [m for m in DECLARED[key] if m.statistic == metric["statistic"]]
             assert declared, (alarm["address"], metric["statistic"])
-            assert set(metric["dimensions"]) == {declared[0].dimension}, (alarm["address"], metric["dimensions"])
+            # A declared metric names every dimension it is published under (a GSI's: TableName and
+            # GlobalSecondaryIndexName); the alarm must name exactly those of one declaration.
+            dimensions = set(metric["dimensions"])
+            assert dimensions in [set(m.dimensions) for m in declared], (alarm["address"], metric["dimensions"])
 
 
 def test_monitor_judges_by_the_alarms_thresholds_where_they_share_a_rule(alarms: list[dict[str, Any]]) -> None:
@@ -142,3 +146,27 @@ def test_every_firehose_alarm_watches_one_stream_and_every_stream_has_them_all(
     assert len(watched) >= 8, watched  # five single-metric alarms and three quota alarms
     for kind, streams in watched.items():
         assert streams == stream_names, (kind, streams)
+
+
+def test_dynamodb_write_alarms_watch_both_tables_and_the_index_monitor_reads(
+    alarms: list[dict[str, Any]], planned: list[dict[str, Any]]
+) -> None:
+    # GIVEN the plan THEN one WriteThrottleEvents alarm for each table and one for the sales table's GSI, the index
+    # monitor reads (metrics.SALES_TABLE_INDEX); silent when nothing is throttled (DynamoDB publishes no throttle
+    # datapoint then), and telling the operator it is a capacity warning and what to do.
+    tables = {r["name"]: r["values"] for r in planned if r["type"] == "aws_dynamodb_table"}
+    assert [i["name"] for i in tables["sales"]["global_secondary_index"]] == [metrics.SALES_TABLE_INDEX]
+    throttles = [a["values"] for a in alarms if a["values"].get("metric_name") == "WriteThrottleEvents"]
+    assert sorted(tuple(sorted(v["dimensions"].items())) for v in throttles) == sorted(
+        [
+            (("TableName", tables["sales"]["name"]),),
+            (("GlobalSecondaryIndexName", metrics.SALES_TABLE_INDEX), ("TableName", tables["sales"]["name"])),
+            (("TableName", tables["idempotency"]["name"]),),
+        ]
+    )
+    for values in throttles:
+        assert (values["namespace"], values["statistic"], values["period"]) == ("AWS/DynamoDB", "Sum", 300)
+        assert values["treat_missing_data"] == "notBreaching"
+        assert len(values["alarm_description"]) <= 1024  # CloudWatch's limit
+        assert "late, not lost" in values["alarm_description"]
+        assert "--warm-throughput" in values["alarm_description"]

@@ -510,7 +510,7 @@ def test_alarms_notify_the_topic_and_dashboard_shows_the_pipeline(deployed: Depl
         "RecordsPerSecondLimit", "BytesPerSecondLimit", "PutRequestsPerSecondLimit", "FailedConversion.Records",
         "ExecuteProcessing.Success", "PartitionCountExceeded", "Errors", "Throttles",
         "ApproximateNumberOfMessagesVisible",
-        "ApproximateAgeOfOldestMessage", "TransformRecordsFailed",
+        "ApproximateAgeOfOldestMessage", "TransformRecordsFailed", "WriteThrottleEvents",
     }  # fmt: skip
     body = cloudwatch.get_dashboard(DashboardName=deployed.outputs["dashboard_name"])["DashboardBody"]
     for name in ("delivery_stream_name", "fanout_lambda_name", "transform_lambda_name"):
@@ -520,6 +520,16 @@ def test_alarms_notify_the_topic_and_dashboard_shows_the_pipeline(deployed: Depl
     lines = [line for w in json.loads(body)["widgets"] for line in w["properties"].get("metrics", [])]
     assert lines and all(isinstance(line, list) for line in lines)
     assert deployed.outputs["dead_letter_queue_url"].rsplit("/", 1)[-1] in body
+    # DynamoDB: write units and throttles of the sales table, GSI2 (both dimensions) and the idempotency table, and
+    # their alarms in the alarm strip.
+    sales, idempotency = deployed.outputs["sales_table_name"], deployed.outputs["idempotency_table_name"]
+    for dimensions in (["TableName", sales], ["GlobalSecondaryIndexName", "GSI2", "TableName", sales],
+                       ["TableName", idempotency]):  # fmt: skip
+        for metric in ("ConsumedWriteCapacityUnits", "WriteThrottleEvents"):
+            assert ["AWS/DynamoDB", metric, *dimensions, {"stat": "Sum"}] in lines, (metric, dimensions)
+    strip = [w for w in json.loads(body)["widgets"] if w["type"] == "alarm"][0]["properties"]["alarms"]
+    throttle_alarms = [a for a in alarms if a.get("MetricName") == "WriteThrottleEvents"]
+    assert len(throttle_alarms) == 3 and {a["AlarmArn"] for a in throttle_alarms} <= set(strip)
 
 
 def _alarms(deployed: Deployment) -> dict[str, dict[str, Any]]:
