@@ -49,6 +49,7 @@ class RunOptions:
     timing: InvocationTiming = field(default_factory=InvocationTiming)
     faults: FaultSpec = field(default_factory=FaultSpec)  # --faults: injected from the run's seed
     firehose_streams: int | None = None  # None: pipeline.json's firehose.stream_count, as Terraform's default
+    table_format: str = "parquet"  # --table-format: "parquet" or "iceberg", as Terraform's lake_table_format
 
     def resolved_firehose_streams(self) -> int:
         """How many Direct PUT streams this run deploys."""

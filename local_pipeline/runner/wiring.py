@@ -31,6 +31,7 @@ from local_pipeline.faults import (
 )
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock
 from local_pipeline.firehose.streams import DeliveryStreams, stream_names
+from local_pipeline.iceberg_table import LakeTable
 from local_pipeline.lambda_service import AsyncInvoker, LambdaFunction
 from local_pipeline.metrics import EmfLogSink, MetricsRecorder
 from local_pipeline.runner.dead_letters import DeadLetterGauge, MeteredSqs
@@ -89,9 +90,10 @@ def build_services(
     *,
     lambda_log: IO[str] | None = None,
     dead_letters: IO[str] | None = None,
+    iceberg: LakeTable | None = None,
 ) -> Services:
     """Wire the simulated services of one run (the embedded AWS already holds its resources); every message
-    the dead-letter queue receives is written to ``dead_letters``."""
+    the dead-letter queue receives is written to ``dead_letters``; ``iceberg``: the streams deliver to that table."""
     clock = SimulatedClock(0)
     metrics = MetricsRecorder()
     in_flight = InFlight()
@@ -120,6 +122,7 @@ def build_services(
             transform_function_name=TRANSFORM_FUNCTION,
             metrics=metrics,
             origin_of=in_flight.origin_of,
+            iceberg=iceberg,
         ),
         stream_names(config.stream_name, options.resolved_firehose_streams()),
     )

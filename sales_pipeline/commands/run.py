@@ -87,6 +87,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="identical Direct PUT streams the fan-out spreads its records over, each with the region's quotas "
         "(default: pipeline.json's firehose.stream_count, as Terraform's firehose_stream_count)",
     )
+    parser.add_argument(
+        "--table-format",
+        choices=("parquet", "iceberg"),
+        default="parquet",
+        help="the lake: Parquet objects under dynamic partitions, or an Apache Iceberg table upserted on sale_id "
+        "(a SQLite catalog in --out), as Terraform's lake_table_format (default: %(default)s)",
+    )
     parser.add_argument("--no-dashboards", dest="dashboards", action="store_false", help="skip the dashboard queries")
     parser.add_argument(
         "--lambda-log",
@@ -113,6 +120,7 @@ def run_command(args: argparse.Namespace) -> int:
         lambda_log=args.lambda_log,
         trigger=args.trigger,
         firehose_streams=args.firehose_streams,
+        table_format=args.table_format,
         **({"faults": args.faults} if args.faults is not None else {}),
     )
     try:
