@@ -5,6 +5,7 @@ succeeded; then the summary and the dashboards printed."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import resource
 import sys
 import time
@@ -61,7 +62,7 @@ def _run(options: RunOptions, out: IO[str], wrap: Callable[[Services], Services]
     one_malloc_arena()
     trigger = options.resolved_trigger()
     total = preflight(options)
-    config = StreamConfig.from_declarations()
+    config = dataclasses.replace(StreamConfig.from_declarations(), table_format=options.table_format)
     summary = RunSummary(
         trigger=trigger, region=options.region, source="generated" if options.events_file is None else "read"
     )
