@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from local_pipeline.iceberg_table import LakeTable
 from local_pipeline.parquet import ConversionFailure, ParquetConverter
+
+if TYPE_CHECKING:  # pyiceberg loads in ~1 s: only an Iceberg run pays for it (the runner imports the table)
+    from local_pipeline.iceberg_table import LakeTable
 
 __all__ = ["ICEBERG_FAILED", "IcebergDelivery", "IcebergOutcome"]
 

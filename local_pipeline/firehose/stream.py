@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local_pipeline.clock import SimulatedClock
 from local_pipeline.config import StreamConfig
@@ -36,10 +36,12 @@ from local_pipeline.firehose.delivery import PartitionKey
 from local_pipeline.firehose.iceberg import IcebergDelivery
 from local_pipeline.firehose.quotas import DirectPutQuota, QuotaLedger, check_batch, put_record_batch_error
 from local_pipeline.firehose.transform import StreamProcessor, Transform
-from local_pipeline.iceberg_table import LakeTable
 from local_pipeline.metrics import MetricsRecorder
 from local_pipeline.parquet import ParquetConverter
 from local_pipeline.prefixes import partition_key_names
+
+if TYPE_CHECKING:  # pyiceberg loads in ~1 s: a Parquet run never imports it
+    from local_pipeline.iceberg_table import LakeTable
 
 __all__ = ["LocalDeliveryStream"]
 

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import glue_schemas
 import pipeline_config
@@ -23,7 +23,6 @@ from local_pipeline.aws import EmbeddedAws
 from local_pipeline.collector import fewer_collections
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import render
-from local_pipeline.iceberg_table import LakeTable
 from local_pipeline.progress import Progress
 from local_pipeline.runner import end
 from local_pipeline.runner.accounting import audit_run
@@ -34,6 +33,9 @@ from local_pipeline.runner.options import RunError, RunOptions, events, prefligh
 from local_pipeline.runner.summary import RunSummary, format_summary, write_summary
 from local_pipeline.runner.wiring import Services, build_services
 from transform_lambda import handler as transform_handler
+
+if TYPE_CHECKING:
+    from local_pipeline.iceberg_table import LakeTable
 
 __all__ = ["run"]
 
@@ -127,6 +129,8 @@ def _iceberg_table(options: RunOptions, config: StreamConfig, staged: Path) -> L
     if options.table_format != "iceberg":
         transform_handler.configure(transform_handler.LakeTarget())
         return None
+    from local_pipeline.iceberg_table import LakeTable  # noqa: PLC0415 - pyiceberg only for an Iceberg run
+
     transform_handler.configure(transform_handler.LakeTarget("iceberg", str(config.glue_table["database"])))
     return LakeTable(staged, options.out, config.table_prefix, config.glue_table)
 

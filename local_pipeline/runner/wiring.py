@@ -8,7 +8,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -31,7 +31,6 @@ from local_pipeline.faults import (
 )
 from local_pipeline.firehose import LocalDeliveryStream, SimulatedClock
 from local_pipeline.firehose.streams import DeliveryStreams, stream_names
-from local_pipeline.iceberg_table import LakeTable
 from local_pipeline.lambda_service import AsyncInvoker, LambdaFunction
 from local_pipeline.metrics import EmfLogSink, MetricsRecorder
 from local_pipeline.runner.dead_letters import DeadLetterGauge, MeteredSqs
@@ -39,6 +38,9 @@ from local_pipeline.runner.latency import InFlight, event_id
 from local_pipeline.runner.options import RunOptions, Trigger
 from local_pipeline.runner.sender import ChunksInTurn, afresh, seeded_jitter
 from transform_lambda import handler as transform_handler
+
+if TYPE_CHECKING:  # pyiceberg loads in ~1 s: a Parquet run never imports it
+    from local_pipeline.iceberg_table import LakeTable
 
 __all__ = ["FANOUT_TIMEOUT_MS", "Services", "TriggerService", "build_services"]
 
