@@ -53,7 +53,16 @@ class Cell:
         return float(s["firehose_bytes_in"]) / capacity
 
 
-def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds: int, streams: int = 1) -> Cell:
+def run_cell(
+    trigger: str,
+    region: str,
+    *,
+    events: int,
+    seed: int,
+    burst_seconds: int,
+    streams: int = 1,
+    warm_writes: int | None = None,
+) -> Cell:
     """One run of the burst, in a process of its own (its peak memory is its own); its summary.json."""
     with tempfile.TemporaryDirectory(prefix="burst-") as folder:
         out = Path(folder) / "lake"
@@ -61,6 +70,7 @@ def run_cell(trigger: str, region: str, *, events: int, seed: int, burst_seconds
             sys.executable, "-m", "sales_pipeline", "run", "-n", str(events), "--seed", str(seed),
             "--burst-seconds", str(burst_seconds), "--region", region, "--trigger", trigger,
             "--firehose-streams", str(streams), "--no-dashboards", "--out", str(out),
+            *(("--dynamodb-warm-writes", str(warm_writes)) if warm_writes else ()),
         ]  # fmt: skip
         started = time.perf_counter()
         # The run's progress lines go to this command's stderr; its summary is read from summary.json.
@@ -98,6 +108,26 @@ def table(cells: list[Cell]) -> list[str]:
     return lines
 
 
+def dynamodb_table(cells: list[Cell]) -> list[str]:
+    """Each cell's DynamoDB figures by table and index (summary.json's ``dynamodb_tables``)."""
+    lines = [
+        "| trigger | region | streams | table or index | write units | per new sale | peak units/s | capacity/s "
+        "| throttle events | throttled requests |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in cells:
+        s = cell.summary
+        processed = max(1, s["processed"])
+        for name, row in s.get("dynamodb_tables", {}).items():
+            per_sale = (row["write_units"] - row["failed_condition_write_units"]) / processed
+            lines.append(
+                f"| {cell.trigger} | {cell.region} | {s['firehose_streams']} | {name} | {row['write_units']:,} "
+                f"| {per_sale:.2f} | {row['peak_write_units_per_second']:,} | {row['write_capacity_per_second']:,} "
+                f"| {row['throttle_events']:,} | {row['throttled_requests']:,} |"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure every cell, print the table, write it to BENCHMARKS.md."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bursts", description=__doc__)
@@ -108,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", action="append", help="only this region (repeatable)")
     parser.add_argument(
         "--no-extra-streams", action="store_true", help=f"leave out the queue cell with {EXTRA_STREAMS} streams"
+    )
+    parser.add_argument(
+        "--dynamodb-warm-writes",
+        type=int,
+        default=None,
+        help="each table's and index's starting write capacity (default: a new on-demand table's 4,000/s)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
     args = parser.parse_args(argv)
@@ -121,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{trigger} in {region}, {streams} stream(s): {args.events:,} events over {burst_seconds} s ...", flush=True
         )
         cell = run_cell(
-            trigger, region, events=args.events, seed=args.seed, burst_seconds=burst_seconds, streams=streams
+            trigger,
+            region,
+            events=args.events,
+            seed=args.seed,
+            burst_seconds=burst_seconds,
+            streams=streams,
+            warm_writes=args.dynamodb_warm_writes,
         )
         print("\n".join(table([cell])[2:]), flush=True)
         cells.append(cell)
@@ -131,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             ("--events", args.events, 50_000),
             ("--rate", args.rate, 5_000),
             ("--seed", args.seed, 7),
+            ("--dynamodb-warm-writes", args.dynamodb_warm_writes, None),
         )
         if value != default
     )
@@ -142,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         "run's summary.json (peak memory: the run's and its embedded DynamoDB's peak resident sets added).",
         "",
         *table(cells),
+        "",
+        "DynamoDB in the same runs, by table and index (write units consumed; per new sale: all but the failed "
+        "conditional claims of duplicates, over the sales processed; the busiest second against the capacity in "
+        "that second; throttle events count each refused table or index write):",
+        "",
+        *dynamodb_table(cells),
         END,
     ]
     print("\n".join(section))

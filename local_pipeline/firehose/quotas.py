@@ -129,9 +129,9 @@ class QuotaLedger:
         """The longest any timeline of the current invocation has waited, in ms."""
         return self._longest_wait
 
-    def new_timeline(self) -> None:
-        """The calling thread starts afresh from the shared clock."""
-        self._waits.state = (self._invocation, 0)
+    def new_timeline(self, after_ms: int = 0) -> None:
+        """The calling thread starts afresh, ``after_ms`` into the current invocation (0: at its start)."""
+        self._waits.state = (self._invocation, max(0, after_ms))
 
     def wait(self, ms: int) -> None:
         """Let ``ms`` of simulated time pass for the calling thread only."""

@@ -186,10 +186,11 @@ class LocalDeliveryStream(StreamProcessor):
         with self._lock:
             self._quotas.new_invocation()
 
-    def new_timeline(self) -> None:
-        """The calling thread starts afresh from the shared clock (a new chunk of calls, sent as if in parallel)."""
+    def new_timeline(self, after_ms: int = 0) -> None:
+        """The calling thread starts afresh, ``after_ms`` into the current invocation (a new chunk of calls, sent
+        as if in parallel with the others that start there)."""
         with self._lock:
-            self._quotas.new_timeline()
+            self._quotas.new_timeline(after_ms)
 
     def wait(self, ms: int) -> None:
         """Let ``ms`` of simulated time pass for the calling thread only (a sender's backoff between resends).

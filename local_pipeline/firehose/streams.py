@@ -70,10 +70,10 @@ class DeliveryStreams:
         for stream in self.streams:
             stream.new_invocation()
 
-    def new_timeline(self) -> None:
-        """The calling thread starts afresh from the shared clock."""
+    def new_timeline(self, after_ms: int = 0) -> None:
+        """The calling thread starts afresh, ``after_ms`` into the current invocation."""
         for stream in self.streams:
-            stream.new_timeline()
+            stream.new_timeline(after_ms)
 
     def wait(self, ms: int) -> None:
         """Let ``ms`` of simulated time pass for the calling thread, whichever stream it calls next."""

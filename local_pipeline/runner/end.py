@@ -30,6 +30,7 @@ def finish(services: Services, summary: RunSummary, staged: Path) -> None:
     summary.firehose_requests_per_second_quota = services.stream.quota.requests_per_second
     summary.firehose_streams = len(services.stream.names)
     summary.firehose_bytes_per_second_quota = services.stream.quota.bytes_per_second
+    summary.dynamodb = services.dynamodb.report() if services.dynamodb is not None else []
     summary.fanout_invocations = services.fanout.invocations
     summary.fanout_errors = services.fanout.errors
     emf: dict[str, float] = services.emf.totals if services.emf is not None else {}

@@ -12,6 +12,7 @@ from typing import Literal
 
 import pipeline_config
 from local_pipeline import out_folder
+from local_pipeline.dynamodb.limits import NEW_TABLE_WRITE_UNITS, TABLE_WRITE_QUOTA_UNITS
 from local_pipeline.faults import FaultSpec
 from local_pipeline.generator import BadEventsFile, BurstSpec, GeneratedEvent, count_events, events_from_file, generate
 from local_pipeline.lambda_service import InvocationTiming
@@ -50,6 +51,8 @@ class RunOptions:
     faults: FaultSpec = field(default_factory=FaultSpec)  # --faults: injected from the run's seed
     firehose_streams: int | None = None  # None: pipeline.json's firehose.stream_count, as Terraform's default
     table_format: str = "parquet"  # --table-format: "parquet" or "iceberg", as Terraform's lake_table_format
+    #: The write capacity each table and index starts with (None: a new on-demand table's 4,000 units/s).
+    dynamodb_warm_writes: int | None = None
 
     def resolved_firehose_streams(self) -> int:
         """How many Direct PUT streams this run deploys."""
@@ -57,6 +60,16 @@ class RunOptions:
         if not 1 <= count <= MAX_FIREHOSE_STREAMS:
             raise RunError(f"--firehose-streams must be from 1 to {MAX_FIREHOSE_STREAMS}, got {count}")
         return count
+
+    def resolved_dynamodb_warm_writes(self) -> int:
+        """The write units per second each table and index serves at the start of this run."""
+        warm = NEW_TABLE_WRITE_UNITS if self.dynamodb_warm_writes is None else self.dynamodb_warm_writes
+        if not 1 <= warm <= TABLE_WRITE_QUOTA_UNITS:
+            raise RunError(
+                f"--dynamodb-warm-writes must be from 1 to {TABLE_WRITE_QUOTA_UNITS:,} (DynamoDB's default per-table "
+                f"quota), got {warm}"
+            )
+        return warm
 
     def resolved_trigger(self) -> Trigger:
         """The trigger this run uses."""
@@ -69,6 +82,7 @@ class RunOptions:
 
 def preflight(options: RunOptions) -> int:
     """Every check a user's argument can fail, before anything is created; return the number of events."""
+    options.resolved_dynamodb_warm_writes()
     try:
         out_folder.check(options.out)
     except out_folder.OutFolderError as exc:

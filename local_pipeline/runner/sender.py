@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from fanout_lambda.adapters import FirehoseSender, Pending
+from fanout_lambda.adapters import Backoff, FirehoseSender, Pending
 from local_pipeline.firehose.streams import DeliveryStreams
 
-__all__ = ["ChunksInTurn", "afresh", "seeded_jitter"]
+__all__ = ["ChunksInTurn", "StagesInTurn", "afresh", "on_timeline", "seeded_jitter"]
 
 
 class ChunksInTurn(FirehoseSender):
@@ -48,11 +48,16 @@ class ChunksInTurn(FirehoseSender):
             # The invocation's deadline is measured on its own simulated timeline (its waits), not the wall clock.
             clock=lambda: stream.caller_now_ms() / 1000,
         )
-        self._in_turn = InTurn(before_each=stream.new_timeline)
+        self._stream = stream
 
     def submit(self, records: Sequence[bytes], executor: Executor, keys: Sequence[str] | None = None) -> Pending:
-        """Deliver ``records`` chunk after chunk in this thread (``executor``, the fan-out's pool, is not used)."""
-        return super().submit(records, self._in_turn, keys)
+        """Deliver ``records`` chunk after chunk in this thread (``executor``, the fan-out's pool, is not used).
+
+        The chunks start together, when the invocation's earlier stages are done: after its longest wait so far
+        (a DynamoDB write resent for throughput delays the records that follow it)."""
+        stage_start = self._stream.longest_wait_ms()
+        in_turn = InTurn(before_each=lambda: self._stream.new_timeline(stage_start))
+        return super().submit(records, in_turn, keys)
 
 
 class InTurn(Executor):
@@ -70,6 +75,62 @@ class InTurn(Executor):
         except Exception as exc:  # as a pool's future would hold it
             future.set_exception(exc)
         return future
+
+
+class StagesInTurn(Executor):
+    """The fan-out's thread pool in a local run: each call of a batch runs at once, in the invoking thread, on a
+    simulated timeline of its own that starts where the batch's previous stage ended.
+
+    The batch (``fanout_lambda.batch``) submits a stage's calls (the claims, the item writes, the completions),
+    then waits for their results before the next stage: a stage starts at the first submit after results were
+    collected, at the invocation's longest wait so far. Its calls each start there, as calls side by side on a
+    pool do, and resend on their own timelines (:func:`on_timeline`).
+
+    On the pool, which of a batch's claims met a table's spent capacity first depended on thread scheduling, so a
+    run DynamoDB throttled gave different figures each time; in turn, a seeded run gives the same figures.
+    """
+
+    def __init__(self, stream: DeliveryStreams) -> None:
+        self._stream = stream
+        self._stage_start: int | None = None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn`` now on a timeline from the current stage's start; its result (or exception) in a done future."""
+        longest = self._stream.longest_wait_ms()
+        if self._stage_start is None or self._stage_start > longest:  # a new stage, or a new invocation
+            self._stage_start = longest
+        future: Future[Any] = _StageResult(self)
+        try:
+            self._stream.new_timeline(self._stage_start)
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # as a pool's future would hold it
+            future.set_exception(exc)
+        return future
+
+    def stage_done(self) -> None:
+        """A result was collected: the next submit starts a new stage."""
+        self._stage_start = None
+
+
+class _StageResult(Future[Any]):
+    """A done future that tells its executor when its result is collected (the stage it belongs to is over)."""
+
+    def __init__(self, executor: StagesInTurn) -> None:
+        super().__init__()
+        self._executor = executor
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._executor.stage_done()
+        return super().result(timeout)
+
+
+def on_timeline(backoff: Backoff, stream: DeliveryStreams, jitter: Callable[[float, float], float]) -> None:
+    """Make ``backoff`` (a DynamoDB writer's) pause on the calling thread's simulated timeline and measure its
+    deadline there, as :class:`ChunksInTurn` does for Firehose: a throttled write is resent in a later simulated
+    second, which has capacity of its own, and the invocation lasts as long as it waited."""
+    backoff.sleep = lambda seconds: stream.wait(round(seconds * 1000))
+    backoff.clock = lambda: stream.caller_now_ms() / 1000
+    backoff.jitter = jitter
 
 
 def seeded_jitter(seed: int) -> Callable[[float, float], float]:

@@ -62,6 +62,8 @@ class RunSummary:
     #: --table-format, and for an Iceberg lake the table's current metadata file (its path in --out).
     lake_table_format: str = "parquet"
     iceberg_metadata_location: str | None = None
+    #: Each DynamoDB table's and index's write figures (CapacityLimitedDynamoDB.report()).
+    dynamodb: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def peak_memory_bytes(self) -> int:
@@ -92,6 +94,29 @@ class RunSummary:
         """The least time Firehose's byte quota allows to accept what it accepted: bytes / (quota x streams)."""
         capacity = self.firehose_bytes_per_second_quota * self.firehose_streams
         return self.stream.incoming_bytes / capacity if capacity else 0.0
+
+    @property
+    def dynamodb_write_units_per_new_sale(self) -> float:
+        """Write units of the writes a new sale makes (its item, index entry, claim and completion) per new sale:
+        everything consumed but the failed conditional claims of duplicates, over the sales processed."""
+        spent = sum(row["write_units"] - row["failed_condition_write_units"] for row in self.dynamodb)
+        return round(spent / self.outcomes["processed"], 2) if self.outcomes["processed"] else 0.0
+
+    def dynamodb_fields(self) -> dict[str, Any]:
+        """summary.json's DynamoDB keys: totals over every table and index, then each one's figures."""
+        rows = self.dynamodb
+        return {
+            "dynamodb_write_units": sum(row["write_units"] for row in rows),
+            "dynamodb_throttled_requests": sum(row["throttled_requests"] for row in rows),
+            # The busiest second of any one table or index: what its capacity must cover.
+            "dynamodb_peak_write_units_per_second": max(
+                (row["peak_write_units_per_second"] for row in rows), default=0
+            ),
+            "dynamodb_write_throttle_events": sum(row["throttle_events"] for row in rows),
+            "dynamodb_write_units_per_new_sale": self.dynamodb_write_units_per_new_sale,
+            "dynamodb_warm_write_units_per_second": rows[0]["warm_write_units_per_second"] if rows else 0,
+            "dynamodb_tables": {row["name"]: {k: v for k, v in row.items() if k != "name"} for row in rows},
+        }
 
     def as_json(self) -> dict[str, Any]:
         """The keys of ``summary.json`` (issue 8's list, then extras)."""
@@ -149,6 +174,8 @@ class RunSummary:
             "last_sale_in_lake_seconds": self._since_first(stats.last_delivered_ms),
             "lake_table_format": self.lake_table_format,
             "iceberg_metadata_location": self.iceberg_metadata_location,
+            # DynamoDB under a burst: write units and throttles against the tables' capacity.
+            **self.dynamodb_fields(),
             **(self.audit.summary_fields() if self.audit is not None else {}),
         }
 
@@ -190,6 +217,7 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"stream(s) of {summary.firehose_bytes_per_second_quota / 2**20:g} MiB/s)",
         f"  ingest drained in       {summary.as_json()['ingest_drain_seconds']:>8.1f} s "
         f"(simulated, from the first event; the byte quota's floor: {summary.ingest_floor_seconds:.1f} s)",
+        *_dynamodb_lines(summary),
         f"  transform invocations   {stats.invocations:>8}   ({stats.invocation_errors} failed)",
         f"  processing failures     {stats.processing_failed:>8}",
         f"  conversion failures     {stats.conversion_failed:>8}",
@@ -200,7 +228,7 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  error objects           {stats.error_objects_written:>8}",
         f"  max delivery latency    {stats.max_delivery_latency_ms / 1000:>8.1f} s (simulated: bus arrival to S3)",
         f"  metrics put             {summary.metric_datapoints:>8}   (per-minute statistic sets: AWS/Firehose, "
-        f"AWS/Lambda, AWS/SQS, the fan-out's EMF)",
+        f"AWS/DynamoDB, AWS/Lambda, AWS/SQS, the fan-out's EMF)",
         f"  dead letters            {summary.dead_letters:>8}   ({DEAD_LETTERS_FILE})",
         f"  lake mirrored to        {lake}  ({summary.mirrored} objects; {SUMMARY_FILE}, {OUTPUTS_FILE})",
         f"  wall time               {summary.seconds:>8.1f} s   ({summary.events_per_second:,.0f} events/s end to end)",
@@ -223,6 +251,26 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
     if summary.audit is not None:
         lines += ["", *summary.audit.lines()]
     return "\n".join(lines)
+
+
+def _dynamodb_lines(summary: RunSummary) -> list[str]:
+    """DynamoDB's write units and throttles, in all and by table and index."""
+    if not summary.dynamodb:
+        return []
+    fields = summary.dynamodb_fields()
+    lines = [
+        f"  dynamodb write units    {fields['dynamodb_write_units']:>8}   "
+        f"({fields['dynamodb_write_units_per_new_sale']:g} per new sale; {fields['dynamodb_throttled_requests']} "
+        f"requests throttled; each table and index warm at {fields['dynamodb_warm_write_units_per_second']:,}/s)",
+    ]
+    width = max(len(row["name"]) for row in summary.dynamodb)
+    for row in summary.dynamodb:
+        lines.append(
+            f"    {row['name']:<{width}}  {row['write_units']:>9,} units  "
+            f"peak {row['peak_write_units_per_second']:>6,}/s of {row['write_capacity_per_second']:,}/s  "
+            f"{row['throttle_events']:,} throttle events"
+        )
+    return lines
 
 
 def _mb(size: int) -> float:

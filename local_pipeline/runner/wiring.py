@@ -19,6 +19,7 @@ from local_pipeline.aws import EmbeddedAws
 from local_pipeline.buffer_queue import BufferQueue, BufferQueueSettings
 from local_pipeline.config import StreamConfig
 from local_pipeline.context import FANOUT_FUNCTION, TRANSFORM_FUNCTION
+from local_pipeline.dynamodb import CapacityLedger, CapacityLimitedDynamoDB
 from local_pipeline.faults import (
     FaultInjector,
     FaultyDynamoDB,
@@ -36,7 +37,7 @@ from local_pipeline.metrics import EmfLogSink, MetricsRecorder
 from local_pipeline.runner.dead_letters import DeadLetterGauge, MeteredSqs
 from local_pipeline.runner.latency import InFlight, event_id
 from local_pipeline.runner.options import RunOptions, Trigger
-from local_pipeline.runner.sender import ChunksInTurn, afresh, seeded_jitter
+from local_pipeline.runner.sender import ChunksInTurn, StagesInTurn, afresh, on_timeline, seeded_jitter
 from transform_lambda import handler as transform_handler
 
 if TYPE_CHECKING:  # pyiceberg loads in ~1 s: a Parquet run never imports it
@@ -82,6 +83,8 @@ class Services:
     faults: FaultInjector | None = None
     process_clock: ProcessClock | None = None
     dead_letters: DeadLetterGauge | None = None
+    #: The fan-out's DynamoDB client, its writes admitted against the tables' capacity (its figures: report()).
+    dynamodb: CapacityLimitedDynamoDB | None = None
 
 
 def build_services(
@@ -131,7 +134,15 @@ def build_services(
     dlq = DeadLetterGauge(metrics, clock, aws.names.dead_letter_queue, dead_letters)
     sqs = MeteredSqs(aws, dlq)
     sqs.now_ms = stream.caller_now_ms
-    entry = _fanout_entry(aws, config, stream, faults, sqs, trigger=trigger, jitter=seeded_jitter(options.seed))
+    dynamodb = CapacityLimitedDynamoDB(
+        aws.client("dynamodb"),
+        CapacityLedger(options.resolved_dynamodb_warm_writes()),
+        now_ms=stream.caller_now_ms,
+        metrics=metrics,
+    )
+    entry = _fanout_entry(
+        dynamodb, aws, config, stream, faults, metered_sqs=sqs, trigger=trigger, jitter=seeded_jitter(options.seed)
+    )
     fanout = LambdaFunction(
         FANOUT_FUNCTION,
         afresh(stream, process_clock.wrap(entry)),
@@ -163,6 +174,7 @@ def build_services(
         faults=faults,
         process_clock=process_clock,
         dead_letters=dlq,
+        dynamodb=dynamodb,
     )
     if trigger == "queue":
         queue = BufferQueue(
@@ -196,12 +208,13 @@ def build_services(
 
 
 def _fanout_entry(
+    capacity_limited: CapacityLimitedDynamoDB,
     aws: EmbeddedAws,
     config: StreamConfig,
     stream: DeliveryStreams,
     faults: FaultInjector | None,
-    metered_sqs: MeteredSqs,
     *,
+    metered_sqs: MeteredSqs,
     trigger: Trigger,
     jitter: Callable[[float, float], float],
 ) -> Callable[[Any, Any], Any]:
@@ -211,7 +224,7 @@ def _fanout_entry(
     pool threads are waited for (so none of them writes after its death), then a fresh service is built.
     """
     sqs: Any = metered_sqs
-    dynamodb: Any = aws.client("dynamodb")
+    dynamodb: Any = capacity_limited
     firehose: Any = stream
     if faults is not None:
         dynamodb, firehose, sqs = (
@@ -225,6 +238,11 @@ def _fanout_entry(
             settings=_fanout_settings(aws, config, stream.names, trigger), dynamodb=dynamodb, firehose=firehose, sqs=sqs
         )
         service.batch.sender = ChunksInTurn(firehose, stream.names, stream=stream, jitter=jitter)
+        # DynamoDB's throttles are resent on the same simulated timeline as Firehose's (one flow control), each
+        # call of a stage on its own timeline from the stage's start, in turn (reproducible).
+        service.batch.executor = StagesInTurn(stream)
+        for writer in (service.batch.store.writer, service.batch.records.writer):
+            on_timeline(writer.backoff, stream, jitter)
         return service
 
     current = [build()]

@@ -94,6 +94,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="the lake: Parquet objects under dynamic partitions, or an Apache Iceberg table upserted on sale_id "
         "(a SQLite catalog in --out), as Terraform's lake_table_format (default: %(default)s)",
     )
+    parser.add_argument(
+        "--dynamodb-warm-writes",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="write units per second each DynamoDB table and index serves from the start: a pre-warmed table "
+        "(update-table --warm-throughput) or one with a higher past peak (default: 4000, a new on-demand table's; "
+        "at most 40000, the default per-table quota). Capacity grows to twice a peak 30 minutes after it",
+    )
     parser.add_argument("--no-dashboards", dest="dashboards", action="store_false", help="skip the dashboard queries")
     parser.add_argument(
         "--lambda-log",
@@ -121,6 +130,7 @@ def run_command(args: argparse.Namespace) -> int:
         trigger=args.trigger,
         firehose_streams=args.firehose_streams,
         table_format=args.table_format,
+        dynamodb_warm_writes=args.dynamodb_warm_writes,
         **({"faults": args.faults} if args.faults is not None else {}),
     )
     try:
