@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from operations import metrics
 from tests.integration import terraform_support as tfs
 
 pytestmark = [
@@ -113,6 +114,10 @@ def test_the_alarms_watch_the_iceberg_delivery_metrics(planned: dict[str, dict[s
         watched = {a["metric_name"] for a in alarms if a.get("dimensions") == {"DeliveryStreamName": name}}
         assert {"DeliveryToIceberg.DataFreshness", "DeliveryToIceberg.FailedRowCount"} <= watched
         assert not watched & {"DeliveryToS3.DataFreshness", "FailedConversion.Records", "PartitionCountExceeded"}
+    # Every Firehose metric an alarm reads is one monitor declares (operations/metrics.py), as for Parquet.
+    declared = {m.name for m in metrics.ALL.values() if m.namespace == metrics.FIREHOSE}
+    alarmed = {a["metric_name"] for a in alarms if a.get("namespace") == "AWS/Firehose"}
+    assert alarmed <= declared, alarmed - declared
 
 
 def test_apply_creates_what_moto_implements(terraform: tfs.Terraform, moto_server_endpoint: str) -> None:
