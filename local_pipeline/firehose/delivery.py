@@ -201,6 +201,7 @@ class StreamDelivery(StreamBase):
         self.stats.rows_delivered += outcome.rows
         self.stats.last_delivered_ms = max(self.stats.last_delivered_ms, self._clock.now_ms)
         self.stats.objects_written += 1  # one commit
+        self.stats.partitions |= outcome.partitions
         origin = partition.oldest_origin_ms if partition.oldest_origin_ms is not None else oldest
         self.stats.max_delivery_latency_ms = max(self.stats.max_delivery_latency_ms, self._clock.now_ms - origin)
         self._metric("DeliveryToIceberg.Success", 1, "Count")

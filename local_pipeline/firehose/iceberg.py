@@ -40,6 +40,8 @@ class IcebergOutcome:
     rows: int = 0
     bytes: int = 0
     failures: list[ConversionFailure] = field(default_factory=list)
+    #: The table partitions the commit wrote to, as ``tenant_id=…/year=…/month=…`` (the summary counts them).
+    partitions: set[str] = field(default_factory=set)
 
 
 class IcebergDelivery:
@@ -51,6 +53,7 @@ class IcebergDelivery:
         by_name = {column["name"]: column for column in (*glue_table["columns"], *glue_table["partition_keys"])}
         self._converter = ParquetConverter({**glue_table, "columns": [by_name[name] for name in columns]}, compression)
         self._key = columns.index(table.unique_keys[0])
+        self._partition_columns = [(name, columns.index(name)) for name in table.partition_fields]
 
     def deliver(self, records: Sequence[bytes]) -> IcebergOutcome:
         """Commit the records that fit (one transaction); report those that do not."""
@@ -68,4 +71,7 @@ class IcebergDelivery:
                 outcome.bytes += len(data)
         if rows:
             outcome.rows = self.table.upsert(self._converter.to_arrow(rows))
+            outcome.partitions = {
+                "/".join(f"{name}={row[index]}" for name, index in self._partition_columns) for row in rows
+            }
         return outcome

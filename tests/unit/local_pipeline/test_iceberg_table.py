@@ -124,3 +124,4 @@ def test_the_stream_upserts_a_redelivered_record_instead_of_adding_a_row(tmp_pat
     assert orjson.loads(base64.b64decode(failed["rawData"]))["sale_id"] == "z"
     assert stream.stats.objects_written == 2
     assert stream.stats.rows_delivered == 2
+    assert stream.stats.partitions == {"tenant_id=t1/year=2025/month=12"}
