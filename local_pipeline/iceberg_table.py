@@ -13,16 +13,20 @@ moved in, the metadata files name exactly where the files are, and :func:`open_t
 ``StaticTable`` on :func:`metadata_location`'s file) reads the table with no redirection at all.
 
 Upsert, as the stream's unique keys do: one transaction per delivered buffer deletes the rows whose ``sale_id``
-the buffer holds, then appends the buffer (its last copy of each sale). pyiceberg's ``Table.upsert`` would
-compare every non-key column of matched rows in Python to find the changed ones, the 1,024-float embedding list
-included (slow, REFERENCE.md); a redelivered sale is the same sale, so there is nothing to compare: delete by key
-and append is the same result, computed by Arrow filters only, and committed once (one metadata file per buffer,
-as Firehose commits once per buffer flush).
+the buffer holds, then appends the buffer (its last copy of each sale): the later delivery replaces the row, as
+Firehose's ``update`` does. Which keys are present is read first from the key column alone, so a buffer of new
+sales (the common case) deletes and rewrites nothing; one commit per buffer (one metadata file), as Firehose
+commits once per buffer flush. Not pyiceberg's ``Table.upsert``: it refuses a source holding a key twice ("Duplicate
+rows found in source dataset"), which an at-least-once buffer can hold, and it converts every matched row to
+Python to compare its non-key columns, the 1,024-float embedding list included. Measured here (pyiceberg 0.12, a
+3,000-row table, a 1,000-row buffer, all keys present; a shared 2-core machine, so roughly): identical rows
+2.6 s for this delete and append against 1.2 s for ``Table.upsert`` (which skips unchanged rows and rewrites
+nothing), changed rows 3.3 s against 3.8 s. The comparison costs less than REFERENCE.md suggests at this size;
+duplicates within a buffer decide.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,14 +168,21 @@ class LakeTable:
         commit; return how many rows were appended."""
         rows = _last_of_each(rows, self.unique_keys[0]).cast(self.arrow_schema)
         key = self.unique_keys[0]
-        # The key's own values, narrowed by the partitions they fall in, so the delete reads only those files.
-        predicate = _in(key, rows.column(key).to_pylist())
-        for name in self.partition_fields:
-            predicate = And(predicate, _in(name, rows.column(name).to_pylist()))
-        with self.table.transaction() as transaction, warnings.catch_warnings():
-            # A first delivery matches no row: pyiceberg warns, the stream's update is an insert then.
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            transaction.delete(predicate)
+        # Which of the buffer's keys the table holds already, reading the key column alone (no embedding) of the
+        # files in the buffer's partitions: most buffers hold only new sales, and then nothing is deleted or
+        # rewritten. A delete reads and rewrites whole files (pyiceberg deletes copy-on-write).
+        partitions = [_in(name, rows.column(name).to_pylist()) for name in self.partition_fields]
+        present = (
+            self.table.scan(
+                row_filter=_all(_in(key, rows.column(key).to_pylist()), *partitions), selected_fields=(key,)
+            )
+            .to_arrow()
+            .column(key)
+            .to_pylist()
+        )
+        with self.table.transaction() as transaction:
+            if present:
+                transaction.delete(_all(_in(key, present), *partitions))
             transaction.append(rows)
         self.commits += 1
         return int(rows.num_rows)
@@ -184,6 +195,13 @@ class LakeTable:
 def _in(name: str, values: Sequence[Any]) -> BooleanExpression:
     """``name IN values``; pyiceberg's predicates are pydantic models whose ``__init__`` mypy misreads."""
     return In(name, set(values))  # type: ignore[call-arg, arg-type]
+
+
+def _all(first: BooleanExpression, *more: BooleanExpression) -> BooleanExpression:
+    predicate = first
+    for other in more:
+        predicate = And(predicate, other)
+    return predicate
 
 
 def _last_of_each(rows: pa.Table, key: str) -> pa.Table:
