@@ -172,15 +172,17 @@ class Audit:
         error_prefix_root: str,
         dead_letters: Iterable[Mapping[str, Any]],
         claim_status: Callable[[Any], str | None] | None = None,
+        lake_table: Any = None,
     ) -> AuditReport:
         """Account for every expected event in the mirrored lake, its error prefix and the dead letters.
 
         ``claim_status(event)`` (optional) tells what the idempotency table holds for a sale parked in the DLQ
         (e.g. ``INPROGRESS, held``): why its last delivery failed, which the DLQ message itself does not say.
+        ``lake_table`` (optional): the lake as an Arrow table (an Iceberg table's scan) instead of Parquet files.
         """
         report = AuditReport(sales=len(self._sales), invalid_events=sum(self._invalid.values()))
         report.not_matched = self._not_matched
-        self._read_lake(lake_dir, table_name, table_prefix, partition_keys, report)
+        self._read_lake(lake_dir, table_name, table_prefix, partition_keys, report, lake_table=lake_table)
         reasons: dict[bytes, str] = {}
         for failed_key, reason in _error_records(lake_dir / error_prefix_root, report):
             self._park(failed_key, _IN_ERRORS, reason, reasons)
@@ -232,10 +234,14 @@ class Audit:
         table_prefix: str,
         partition_keys: Sequence[Mapping[str, Any]],
         report: AuditReport,
+        *,
+        lake_table: Any = None,
     ) -> None:
-        if not any(path.is_file() for path in (lake_dir / table_prefix).rglob("*.parquet")):
+        if lake_table is None and not any(path.is_file() for path in (lake_dir / table_prefix).rglob("*.parquet")):
             return
-        connection = connect(lake_dir, table_name=table_name, table_prefix=table_prefix, partition_keys=partition_keys)
+        connection = connect(
+            lake_dir, table_name=table_name, table_prefix=table_prefix, partition_keys=partition_keys, table=lake_table
+        )
         try:
             cursor = connection.execute("SELECT sale_id, count(*) FROM sales_history_dedup GROUP BY sale_id")
             while rows := cursor.fetchmany(_FETCH):

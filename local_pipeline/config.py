@@ -40,6 +40,8 @@ class StreamConfig:
     #: Appended to data object names (the stream declares ``FileExtension``; with Parquet conversion Firehose
     #: would append ``.parquet`` anyway). See "Configure Amazon S3 object name format" in the Firehose guide.
     file_extension: str = ".parquet"
+    #: The lake's table format (``--table-format``, Terraform's ``lake_table_format``): parquet or iceberg.
+    table_format: str = "parquet"
 
     @classmethod
     def from_declarations(cls, stream_name: str = "sales-history-local") -> StreamConfig:

@@ -66,17 +66,24 @@ def connect(
     table_prefix: str,
     partition_keys: Sequence[Mapping[str, Any]],
     queries_dir: Path | None = None,
+    table: Any = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection where the lake under ``lake_dir/table_prefix`` is ``table_name`` and every view file
-    (``CREATE VIEW``, e.g. ``sales_history_dedup``) is defined: what the dashboards, and the tests, query."""
+    (``CREATE VIEW``, e.g. ``sales_history_dedup``) is defined: what the dashboards, and the tests, query.
+
+    ``table``: the lake as an Arrow table instead (an Iceberg table's scan: DuckDB's iceberg extension is
+    downloaded at first use, which an offline machine cannot do, and the scan applies the table's deletes)."""
     connection = duckdb.connect()
     try:
-        hive_types = ", ".join(f"'{key['name']}': '{_DUCKDB_TYPES[key['type']]}'" for key in partition_keys)
-        files = (lake_dir / table_prefix).as_posix().rstrip("/") + "/**"
-        connection.execute(
-            f"CREATE VIEW {table_name} AS SELECT * FROM read_parquet('{files}', "  # noqa: S608 - our own config
-            f"hive_partitioning = true, hive_types = {{{hive_types}}})"
-        )
+        if table is not None:
+            connection.register(table_name, table)
+        else:
+            hive_types = ", ".join(f"'{key['name']}': '{_DUCKDB_TYPES[key['type']]}'" for key in partition_keys)
+            files = (lake_dir / table_prefix).as_posix().rstrip("/") + "/**"
+            connection.execute(
+                f"CREATE VIEW {table_name} AS SELECT * FROM read_parquet('{files}', "  # noqa: S608 - our own config
+                f"hive_partitioning = true, hive_types = {{{hive_types}}})"
+            )
         for _name, sql in load_queries(queries_dir):
             if athena_queries.creates_view(sql):
                 connection.execute(translate(sql))
@@ -93,14 +100,17 @@ def run_dashboards(
     table_prefix: str,
     partition_keys: Sequence[Mapping[str, Any]],
     queries_dir: Path | None = None,
+    table: Any = None,
 ) -> list[QueryResult]:
-    """Expose the lake under ``lake_dir/table_prefix`` as ``table_name``, then run every query file."""
+    """Expose the lake under ``lake_dir/table_prefix`` (or the Arrow ``table``) as ``table_name``, then run every
+    query file."""
     connection = connect(
         lake_dir,
         table_name=table_name,
         table_prefix=table_prefix,
         partition_keys=partition_keys,
         queries_dir=queries_dir,
+        table=table,
     )
     try:
         results = []

@@ -104,6 +104,13 @@ class ParquetConverter:
 
     def convert(self, records: Sequence[bytes]) -> Converted:
         """Convert the records of one buffer; failing records are reported, never dropped silently."""
+        rows, failures = self.rows(records)
+        if not rows:
+            return Converted(None, 0, failures)
+        return Converted(self.to_parquet(rows), len(rows), failures)
+
+    def rows(self, records: Sequence[bytes]) -> tuple[list[list[Any]], list[ConversionFailure]]:
+        """The rows of a buffer's records (column order) and the records that do not fit the schema."""
         rows: list[list[Any]] = []
         failures: list[ConversionFailure] = []
         for index, data in enumerate(records):
@@ -112,9 +119,7 @@ class ParquetConverter:
                 rows.extend([self.row_values(obj) for obj in _json_objects(data)])
             except _MisfitError as exc:
                 failures.append(ConversionFailure(index, MALFORMED_DATA, str(exc)))
-        if not rows:
-            return Converted(None, 0, failures)
-        return Converted(self.to_parquet(rows), len(rows), failures)
+        return rows, failures
 
     def row_values(self, obj: Mapping[str, Any]) -> list[Any]:
         """One row in column order; raise :class:`_MisfitError` naming the column whose value does not fit."""
@@ -130,10 +135,14 @@ class ParquetConverter:
                 raise _MisfitError(f"column {name!r}: {exc}") from exc
         return values
 
+    def to_arrow(self, rows: Sequence[Sequence[Any]]) -> pa.Table:
+        """Rows (column order of the schema) as an Arrow table of the schema."""
+        arrays = [pa.array([row[i] for row in rows], type=field.type) for i, field in enumerate(self.schema)]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
     def to_parquet(self, rows: Sequence[Sequence[Any]]) -> bytes:
         """Serialise rows (column order of the schema) as one Parquet object with a single row group."""
-        arrays = [pa.array([row[i] for row in rows], type=field.type) for i, field in enumerate(self.schema)]
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        table = self.to_arrow(rows)
         sink = io.BytesIO()
         pq.write_table(
             table,

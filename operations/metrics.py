@@ -123,6 +123,12 @@ ALL: dict[str, Metric] = {
     "delivery_success": _firehose("DeliveryToS3.Success", "Average"),
     "data_freshness": _firehose("DeliveryToS3.DataFreshness", "Maximum", "Seconds"),
     "delivered_records": _firehose("DeliveryToS3.Records", "Sum"),
+    # Delivery to an Apache Iceberg table (lake_table_format = iceberg): Firehose DG "Monitor metrics" under
+    # "Deliver data to Apache Iceberg Tables" (apache-iceberg-metric.html). Success is a sum of commits, not a ratio.
+    "iceberg_delivery_success": _firehose("DeliveryToIceberg.Success", "Sum"),
+    "iceberg_data_freshness": _firehose("DeliveryToIceberg.DataFreshness", "Maximum", "Seconds"),
+    "iceberg_successful_rows": _firehose("DeliveryToIceberg.SuccessfulRowCount", "Sum"),
+    "iceberg_failed_rows": _firehose("DeliveryToIceberg.FailedRowCount", "Sum"),
     # The transform Lambda, as Firehose sees it.
     "processing_success": _firehose("ExecuteProcessing.Success", "Average"),
     # Parquet conversion.

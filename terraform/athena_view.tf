@@ -45,7 +45,7 @@ locals {
 resource "aws_glue_catalog_table" "sales_history_dedup" {
   database_name = aws_glue_catalog_database.this.name
   name          = local.dedup_view_name
-  description   = "Deduplicated view of ${aws_glue_catalog_table.sales_history.name} (athena_queries/sales_history_dedup.sql): one row per sale."
+  description   = "Deduplicated view of ${local.lake_table_name} (athena_queries/sales_history_dedup.sql): one row per sale."
   table_type    = "VIRTUAL_VIEW"
 
   parameters = {

@@ -40,7 +40,8 @@ resource "aws_cloudwatch_log_stream" "firehose_delivery" {
 # Stream 0 keeps the name (and, through the moved block below, the address's state) it had as the only
 # stream: adding streams replaces nothing.
 resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
-  count = local.firehose_stream_count
+  # Parquet streams (lake_table_format = "parquet", the default); iceberg.tf declares the Iceberg ones.
+  count = local.iceberg_enabled ? 0 : local.firehose_stream_count
 
   name        = local.delivery_stream_names[count.index]
   destination = "extended_s3"
@@ -133,8 +134,8 @@ resource "aws_kinesis_firehose_delivery_stream" "sales_history" {
         }
       }
       schema_configuration {
-        database_name = aws_glue_catalog_table.sales_history.database_name
-        table_name    = aws_glue_catalog_table.sales_history.name
+        database_name = aws_glue_catalog_table.sales_history[0].database_name
+        table_name    = aws_glue_catalog_table.sales_history[0].name
         role_arn      = aws_iam_role.firehose.arn
         region        = local.region
         catalog_id    = local.account_id

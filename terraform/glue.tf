@@ -27,6 +27,9 @@ resource "aws_glue_catalog_database" "this" {
 }
 
 resource "aws_glue_catalog_table" "sales_history" {
+  # The Parquet table (lake_table_format = "parquet", the default); iceberg.tf declares the Iceberg one.
+  count = local.iceberg_enabled ? 0 : 1
+
   database_name = aws_glue_catalog_database.this.name
   name          = local.schema.table
   description   = local.schema.description
@@ -85,4 +88,11 @@ resource "aws_glue_catalog_table" "sales_history" {
       error_message = "pipeline.json's Firehose prefix must start with lake.table_prefix and end with '/'."
     }
   }
+}
+
+# The table was a single resource before lake_table_format: its state moves to index 0 (same table, same
+# configuration), so an existing Parquet stack plans no change.
+moved {
+  from = aws_glue_catalog_table.sales_history
+  to   = aws_glue_catalog_table.sales_history[0]
 }

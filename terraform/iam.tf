@@ -232,7 +232,7 @@ data "aws_iam_policy_document" "firehose_glue" {
     resources = [
       "arn:${local.partition}:glue:${local.region}:${local.account_id}:catalog",
       aws_glue_catalog_database.this.arn,
-      aws_glue_catalog_table.sales_history.arn,
+      local.lake_table_arn,
     ]
   }
 }

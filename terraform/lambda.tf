@@ -20,7 +20,7 @@ locals {
   # over them by sale id. A local of its own so that a plan can show it (the queue URL keeps the function's
   # whole environment unknown until apply).
   fanout_delivery_stream_environment = {
-    DELIVERY_STREAM_NAME = join(",", aws_kinesis_firehose_delivery_stream.sales_history[*].name)
+    DELIVERY_STREAM_NAME = join(",", local.delivery_streams[*].name)
   }
 
   # How the sales item stores its embedding (fanout_lambda/settings.py DYNAMODB_EMBEDDING_ENCODING).
@@ -144,7 +144,7 @@ resource "aws_lambda_function" "transform" {
   kms_key_arn      = aws_kms_key.this.arn
 
   environment {
-    variables = local.lambda_common_environment
+    variables = merge(local.lambda_common_environment, local.transform_lake_environment)
   }
 
 

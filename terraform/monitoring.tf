@@ -56,7 +56,7 @@ locals {
   # "<stream name>-<check>". Keys come from the names (known at plan time), dimensions from the streams.
   firehose_streams = {
     for i, name in local.delivery_stream_names : trimprefix(name, "${var.name_prefix}-") => {
-      dimensions = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.sales_history[i].name }
+      dimensions = { DeliveryStreamName = local.delivery_streams[i].name }
     }
   }
   alarm_actions = [aws_sns_topic.alarms.arn]
@@ -67,8 +67,8 @@ locals {
   metric_alarms = merge(
     merge([for label, stream in local.firehose_streams : {
       "${label}-data-freshness" = {
-        description = "Oldest record in Firehose stream ${label} is older than it should ever be: delivery to S3 is falling behind (AWS-recommended alarm, above the buffering interval). The threshold allows what normal delivery takes: up to 1.5 x the buffering interval with dynamic partitioning, plus the transform's processor buffer interval, plus a minute for conversion and upload; the bare interval would flap at low traffic."
-        namespace   = "AWS/Firehose", metric = "DeliveryToS3.DataFreshness", statistic = "Maximum", period = 300
+        description = "Oldest record in Firehose stream ${label} is older than it should ever be: delivery to ${local.iceberg_enabled ? "the Iceberg table" : "S3"} is falling behind (AWS-recommended alarm, above the buffering interval). The threshold allows what normal delivery takes: up to 1.5 x the buffering interval with dynamic partitioning, plus the transform's processor buffer interval, plus a minute for conversion and upload; the bare interval would flap at low traffic."
+        namespace   = "AWS/Firehose", metric = local.iceberg_enabled ? "DeliveryToIceberg.DataFreshness" : "DeliveryToS3.DataFreshness", statistic = "Maximum", period = 300
         dimensions  = stream.dimensions, comparison = "GreaterThanThreshold"
         threshold   = ceil(1.5 * local.firehose.buffering_interval_seconds) + local.firehose.processor_buffer_interval + 60
         missing     = "notBreaching"
@@ -78,22 +78,37 @@ locals {
         namespace   = "AWS/Firehose", metric = "ThrottledRecords", statistic = "Sum", period = 300
         dimensions  = stream.dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
       }
+    }]...),
+    merge([for label, stream in local.firehose_streams : {
       "${label}-failed-conversion" = {
         description = "Records of Firehose stream ${label} failed Parquet conversion and went to the error prefix (format-conversion-failed): the transform output no longer matches the Glue table."
         namespace   = "AWS/Firehose", metric = "FailedConversion.Records", statistic = "Sum", period = 300
         dimensions  = stream.dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
       }
+    } if !local.iceberg_enabled]...),
+    # An Iceberg destination converts nothing and has no dynamic partitions: its rows either commit or go to the
+    # error prefix, counted in DeliveryToIceberg.FailedRowCount (Firehose DG "Monitor metrics" for Iceberg).
+    merge([for label, stream in local.firehose_streams : {
+      "${label}-iceberg-failed-rows" = {
+        description = "Rows of Firehose stream ${label} could not be written to the Iceberg table and went to the error prefix: the transform output no longer matches the table, or commits keep failing."
+        namespace   = "AWS/Firehose", metric = "DeliveryToIceberg.FailedRowCount", statistic = "Sum", period = 300
+        dimensions  = stream.dimensions, comparison = "GreaterThanThreshold", threshold = 0, missing = "notBreaching"
+      }
+    } if local.iceberg_enabled]...),
+    merge([for label, stream in local.firehose_streams : {
       "${label}-transform-failing" = {
         description = "Transform Lambda invocations by Firehose stream ${label} are failing (ExecuteProcessing.Success below 1); records go to processing-failed after the retries."
         namespace   = "AWS/Firehose", metric = "ExecuteProcessing.Success", statistic = "Average", period = 300
         dimensions  = stream.dimensions, comparison = "LessThanThreshold", threshold = 1, missing = "notBreaching"
       }
+    }]...),
+    merge([for label, stream in local.firehose_streams : {
       "${label}-partition-count-exceeded" = {
         description = "Firehose stream ${label} has more active partitions than its limit (pipeline.json active_partitions_limit); overflow records go to the error prefix. Ask AWS to raise ActivePartitionsLimit."
         namespace   = "AWS/Firehose", metric = "PartitionCountExceeded", statistic = "Maximum", period = 300
         dimensions  = stream.dimensions, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
       }
-    }]...),
+    } if !local.iceberg_enabled]...),
     {
       # SQS publishes a queue's metrics only while it is active (up to six hours after the last API call), so
       # a dead-letter queue nobody touches goes silent while its messages wait for up to 14 days. "ignore"
@@ -212,7 +227,7 @@ resource "aws_cloudwatch_metric_alarm" "incoming_limit" {
 
 locals {
   # Every Firehose widget shows each metric once per stream (one line per stream).
-  stream_names = aws_kinesis_firehose_delivery_stream.sales_history[*].name
+  stream_names = local.delivery_streams[*].name
   firehose_metric = {
     for m in [
       "IncomingRecords", "IncomingBytes", "IncomingPutRequests", "ThrottledRecords",

@@ -15,22 +15,22 @@ output "firehose_error_prefix" {
 
 output "delivery_stream_name" {
   description = "Firehose delivery stream 0 (the only one when firehose_stream_count is 1); delivery_stream_names lists them all."
-  value       = aws_kinesis_firehose_delivery_stream.sales_history[0].name
+  value       = local.delivery_streams[0].name
 }
 
 output "delivery_stream_arn" {
   description = "ARN of Firehose delivery stream 0; delivery_stream_arns lists them all."
-  value       = aws_kinesis_firehose_delivery_stream.sales_history[0].arn
+  value       = local.delivery_streams[0].arn
 }
 
 output "delivery_stream_names" {
   description = "Every Firehose delivery stream the fan-out Lambda writes to, stream 0 first (DELIVERY_STREAM_NAME joins them with commas)."
-  value       = aws_kinesis_firehose_delivery_stream.sales_history[*].name
+  value       = local.delivery_streams[*].name
 }
 
 output "delivery_stream_arns" {
   description = "ARNs of every Firehose delivery stream, in the order of delivery_stream_names."
-  value       = aws_kinesis_firehose_delivery_stream.sales_history[*].arn
+  value       = local.delivery_streams[*].arn
 }
 
 output "sales_table_name" {
@@ -80,7 +80,7 @@ output "glue_database_name" {
 
 output "glue_table_name" {
   description = "Glue table of the lake (partition projection on tenant_id/year/month)."
-  value       = aws_glue_catalog_table.sales_history.name
+  value       = local.lake_table_name
 }
 
 output "athena_workgroup_name" {
@@ -136,4 +136,14 @@ output "buffer_queue_url" {
 output "buffer_queue_arn" {
   description = "ARN of the SQS buffer queue (queue trigger); null with the direct trigger."
   value       = one(aws_sqs_queue.buffer[*].arn)
+}
+
+output "lake_table_format" {
+  description = "The lake's table format: parquet (objects under dynamic partitions) or iceberg (an Iceberg table upserted on sale_id); monitor reads it to watch the right delivery metrics."
+  value       = var.lake_table_format
+}
+
+output "iceberg_table_optimizers" {
+  description = "The Glue table optimizers of the Iceberg lake table (empty for parquet)."
+  value       = [for o in concat(aws_glue_catalog_table_optimizer.compaction, aws_glue_catalog_table_optimizer.retention, aws_glue_catalog_table_optimizer.orphan_file_deletion) : o.type]
 }

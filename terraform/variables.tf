@@ -553,3 +553,36 @@ variable "buffer_queue_visible_messages_alarm_threshold" {
     error_message = "buffer_queue_visible_messages_alarm_threshold must be at least 1."
   }
 }
+
+variable "lake_table_format" {
+  type        = string
+  default     = "parquet"
+  description = "The lake's table format: \"parquet\" (Parquet objects under dynamic partitions, read through partition projection) or \"iceberg\" (an Apache Iceberg v2 table in the Glue Data Catalog, upserted on sale_id by Firehose and compacted by Glue's table optimizers; see iceberg.tf and README). Changing it on a deployed stack replaces the streams and the table."
+
+  validation {
+    condition     = contains(["parquet", "iceberg"], var.lake_table_format)
+    error_message = "lake_table_format must be \"parquet\" or \"iceberg\"."
+  }
+}
+
+variable "iceberg_snapshot_retention_days" {
+  type        = number
+  default     = 5
+  description = "lake_table_format = iceberg: snapshots older than this expire (Glue retention optimizer; at least one is kept), and the files only they referenced are deleted."
+
+  validation {
+    condition     = var.iceberg_snapshot_retention_days >= 1
+    error_message = "iceberg_snapshot_retention_days must be at least 1."
+  }
+}
+
+variable "iceberg_orphan_file_retention_days" {
+  type        = number
+  default     = 3
+  description = "lake_table_format = iceberg: files under the table's location that no snapshot references are deleted after this many days (Glue orphan file deletion optimizer)."
+
+  validation {
+    condition     = var.iceberg_orphan_file_retention_days >= 1
+    error_message = "iceberg_orphan_file_retention_days must be at least 1."
+  }
+}

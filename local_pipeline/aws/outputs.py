@@ -45,6 +45,7 @@ def stack_outputs(
         "fanout_lambda_name": FANOUT_FUNCTION,
         "transform_lambda_name": TRANSFORM_FUNCTION,
         "event_bus_name": "default",
+        "lake_table_format": config.table_format,
     }
     if aws.endpoint_url is not None:
         values["endpoint_url"] = aws.endpoint_url

@@ -4,6 +4,7 @@
 - :mod:`.quotas`: PutRecordBatch's checks and the Direct PUT quotas per simulated second;
 - :mod:`.transform`: the processor, invoking the transform Lambda and routing records by result;
 - :mod:`.delivery`: partitions, Parquet objects, error records and the S3 writes;
+- :mod:`.iceberg`: delivery to an Apache Iceberg table instead (`destination = "iceberg"`), upserting on sale_id;
 - :mod:`.stream`: :class:`LocalDeliveryStream`, which ties them together.
 
 Every name importable from ``local_pipeline.firehose`` before it became a package still is.

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from local_pipeline.context import ACCOUNT_ID
 from local_pipeline.firehose.core import Incoming, StreamBase
+from local_pipeline.firehose.iceberg import ICEBERG_FAILED, IcebergDelivery
 from local_pipeline.firehose.limits import S3_RETRY_INTERVAL_MS, S3_RETRY_LIMIT_MS
 from local_pipeline.parquet import ParquetConverter
 from local_pipeline.prefixes import evaluate, object_key
@@ -104,19 +105,23 @@ class StreamDelivery(StreamBase):
 
     _converter: ParquetConverter
     _partitions: dict[PartitionKey, Partition]
+    #: Set when the stream delivers to an Iceberg table: then one buffer, no dynamic partitions.
+    _iceberg: IcebergDelivery | None = None
 
     def _buffer(self, item: Incoming, data: bytes, keys: dict[str, str]) -> None:
-        key = tuple(sorted(keys.items()))
+        iceberg = self._iceberg is not None
+        key = () if iceberg else tuple(sorted(keys.items()))
         partition = self._partitions.get(key)
         if partition is None:
-            if len(self._partitions) >= self.config.active_partitions_limit:
+            if not iceberg and len(self._partitions) >= self.config.active_partitions_limit:
                 self.stats.partition_exceeded += 1
                 self._metric("PartitionCountExceeded", 1, "Count")
                 self._write_partition_exceeded(item, data)
                 return
             partition = self._partitions[key] = Partition(keys, self._clock.now_ms)
-            self.stats.max_active_partitions = max(self.stats.max_active_partitions, len(self._partitions))
-            self._metric("PartitionCount", len(self._partitions), "Count")
+            if not iceberg:
+                self.stats.max_active_partitions = max(self.stats.max_active_partitions, len(self._partitions))
+                self._metric("PartitionCount", len(self._partitions), "Count")
         partition.append(data, item.arrival_ms)
         if item.origin_ms is not None and (
             partition.oldest_origin_ms is None or item.origin_ms < partition.oldest_origin_ms
@@ -138,6 +143,9 @@ class StreamDelivery(StreamBase):
 
     def _deliver(self, key: PartitionKey) -> None:
         partition = self._partitions.pop(key)
+        if self._iceberg is not None:
+            self._deliver_to_iceberg(self._iceberg, partition)
+            return
         oldest = min(partition.arrivals)
         prefix = evaluate(self.config.prefix, timestamp=utc(oldest), partition_keys=partition.keys)
         records = partition.take()
@@ -166,6 +174,40 @@ class StreamDelivery(StreamBase):
         self._metric("DeliveryToS3.DataFreshness", (self._clock.now_ms - oldest) / 1000, "Seconds")
         # 0 on a normal delivery, 1 (in _buffer) when a record found the active-partition limit reached.
         self._metric("PartitionCountExceeded", 0, "Count")
+
+    def _deliver_to_iceberg(self, iceberg: IcebergDelivery, partition: Partition) -> None:
+        """One commit of the buffer to the Iceberg table; refused records to the error prefix."""
+        oldest = min(partition.arrivals)
+        records = partition.take()
+        self._metric("DeliveryToIceberg.IncomingRowCount", len(records), "Count")
+        outcome = iceberg.deliver(records)
+        self._metric("DeliveryToIceberg.FailedRowCount", len(outcome.failures), "Count")
+        if outcome.failures:
+            self.stats.conversion_failed += len(outcome.failures)
+            lines = [
+                {
+                    "attemptsMade": 1,
+                    "arrivalTimestamp": partition.arrivals[failure.index],
+                    "errorCode": failure.error_code,
+                    "errorMessage": failure.message,
+                    "attemptEndingTimestamp": self._clock.now_ms,
+                    "rawData": base64.b64encode(records[failure.index]).decode("ascii"),
+                }
+                for failure in outcome.failures
+            ]
+            self._write_errors(ICEBERG_FAILED, lines, min(partition.arrivals[f.index] for f in outcome.failures))
+        if not outcome.rows:
+            return
+        self.stats.rows_delivered += outcome.rows
+        self.stats.last_delivered_ms = max(self.stats.last_delivered_ms, self._clock.now_ms)
+        self.stats.objects_written += 1  # one commit
+        self.stats.partitions |= outcome.partitions
+        origin = partition.oldest_origin_ms if partition.oldest_origin_ms is not None else oldest
+        self.stats.max_delivery_latency_ms = max(self.stats.max_delivery_latency_ms, self._clock.now_ms - origin)
+        self._metric("DeliveryToIceberg.Success", 1, "Count")
+        self._metric("DeliveryToIceberg.SuccessfulRowCount", outcome.rows, "Count")
+        self._metric("DeliveryToIceberg.Bytes", outcome.bytes, "Bytes")
+        self._metric("DeliveryToIceberg.DataFreshness", (self._clock.now_ms - oldest) / 1000, "Seconds")
 
     def _conversion_failed(self, partition: Partition, records: Sequence[bytes], failures: Sequence[Any]) -> None:
         self.stats.conversion_failed += len(failures)

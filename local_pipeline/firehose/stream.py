@@ -26,18 +26,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local_pipeline.clock import SimulatedClock
 from local_pipeline.config import StreamConfig
 from local_pipeline.context import ACCOUNT_ID, TRANSFORM_FUNCTION, function_arn
 from local_pipeline.firehose.core import Incoming, StreamStats
 from local_pipeline.firehose.delivery import PartitionKey
+from local_pipeline.firehose.iceberg import IcebergDelivery
 from local_pipeline.firehose.quotas import DirectPutQuota, QuotaLedger, check_batch, put_record_batch_error
 from local_pipeline.firehose.transform import StreamProcessor, Transform
 from local_pipeline.metrics import MetricsRecorder
 from local_pipeline.parquet import ParquetConverter
 from local_pipeline.prefixes import partition_key_names
+
+if TYPE_CHECKING:  # pyiceberg loads in ~1 s: a Parquet run never imports it
+    from local_pipeline.iceberg_table import LakeTable
 
 __all__ = ["LocalDeliveryStream"]
 
@@ -51,7 +55,8 @@ class LocalDeliveryStream(StreamProcessor):
     S3 client (any object with ``put_object``); ``cloudwatch`` an optional client with ``put_metric_data``.
     ``quota`` defaults to the region's (:meth:`DirectPutQuota.for_region`). ``metrics`` is a shared recorder
     (the runner puts it); without one the stream keeps its own and puts it to ``cloudwatch`` on :meth:`close`.
-    ``origin_of(data)`` may tell when the event behind a record arrived, for the delivery latency.
+    ``origin_of(data)`` may tell when the event behind a record arrived, for the delivery latency. ``iceberg``:
+    the stream delivers to that Iceberg table (``destination = "iceberg"``) instead of Parquet objects in S3.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class LocalDeliveryStream(StreamProcessor):
         quota: DirectPutQuota | None = None,
         metrics: MetricsRecorder | None = None,
         origin_of: Callable[[bytes], int | None] | None = None,
+        iceberg: LakeTable | None = None,
     ) -> None:
         self.config = config
         self.stats = StreamStats()
@@ -91,7 +97,9 @@ class LocalDeliveryStream(StreamProcessor):
         # The fan-out makes a batch's calls from a thread pool: one call at a time, as the service serialises them.
         self._lock = threading.RLock()
         self._sequence = 0
-        self._key_names = partition_key_names(config.prefix)
+        self._key_names = partition_key_names(config.prefix) if iceberg is None else []
+        if iceberg is not None:
+            self._iceberg = IcebergDelivery(iceberg, config.glue_table, config.parquet_compression)
         #: Datapoints put to CloudWatch so far.
         self.metrics_put = 0
 

@@ -19,8 +19,9 @@ from local_pipeline.runner.wiring import Services
 __all__ = ["audit_run"]
 
 
-def audit_run(audit: Audit, services: Services, staged: Path) -> AuditReport:
-    """Account for every event offered: the mirrored lake, its error prefix and ``dead_letters.jsonl``."""
+def audit_run(audit: Audit, services: Services, staged: Path, lake_table: Any = None) -> AuditReport:
+    """Account for every event offered: the mirrored lake (or ``lake_table``, the Iceberg table's scan), its
+    error prefix and ``dead_letters.jsonl``."""
     config = services.config
 
     def dead_letters() -> Iterator[dict[str, Any]]:
@@ -37,6 +38,7 @@ def audit_run(audit: Audit, services: Services, staged: Path) -> AuditReport:
         error_prefix_root=config.error_output_prefix.split("!", 1)[0],
         dead_letters=dead_letters(),
         claim_status=_claim_status(services),
+        lake_table=lake_table,
     )
 
 

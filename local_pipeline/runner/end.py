@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from local_pipeline.config import StreamConfig
 from local_pipeline.dashboards import QueryResult, run_dashboards
@@ -78,18 +79,22 @@ def finish(services: Services, summary: RunSummary, staged: Path) -> None:
     )
 
 
-def dashboards(config: StreamConfig, summary: RunSummary, lake_dir: Path, *, wanted: bool) -> list[QueryResult] | None:
-    """The dashboard queries on the mirrored lake under ``lake_dir`` (None: not wanted, ``--no-dashboards``;
-    none when nothing reached the lake: DuckDB would refuse to read an empty glob)."""
+def dashboards(
+    config: StreamConfig, summary: RunSummary, lake_dir: Path, *, wanted: bool, lake_table: Any = None
+) -> list[QueryResult] | None:
+    """The dashboard queries on the mirrored lake under ``lake_dir``, or on ``lake_table`` (an Iceberg table's
+    scan) (None: not wanted, ``--no-dashboards``; none when nothing reached the lake: DuckDB would refuse to read
+    an empty glob)."""
     if not wanted:
         return None
-    if not summary.lake_keys:
+    if (not summary.lake_keys) if lake_table is None else not lake_table.num_rows:
         return []
     return run_dashboards(
         lake_dir,
         table_name=config.table_name,
         table_prefix=config.table_prefix,
         partition_keys=config.glue_table["partition_keys"],
+        table=lake_table,
     )
 
 

@@ -50,6 +50,7 @@ class RunOptions:
     timing: InvocationTiming = field(default_factory=InvocationTiming)
     faults: FaultSpec = field(default_factory=FaultSpec)  # --faults: injected from the run's seed
     firehose_streams: int | None = None  # None: pipeline.json's firehose.stream_count, as Terraform's default
+    table_format: str = "parquet"  # --table-format: "parquet" or "iceberg", as Terraform's lake_table_format
     #: The write capacity each table and index starts with (None: a new on-demand table's 4,000 units/s).
     dynamodb_warm_writes: int | None = None
 

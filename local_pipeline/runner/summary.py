@@ -59,6 +59,9 @@ class RunSummary:
     #: Peak resident sets (bytes): this process's, and the embedded DynamoDB child's (None against an endpoint).
     peak_rss_bytes: int = 0
     dynamodb_peak_rss_bytes: int | None = None
+    #: --table-format, and for an Iceberg lake the table's current metadata file (its path in --out).
+    lake_table_format: str = "parquet"
+    iceberg_metadata_location: str | None = None
     #: Each DynamoDB table's and index's write figures (CapacityLimitedDynamoDB.report()).
     dynamodb: list[dict[str, Any]] = field(default_factory=list)
 
@@ -178,6 +181,8 @@ class RunSummary:
             "firehose_bytes_in": stats.incoming_bytes,
             "ingest_drain_seconds": self._since_first(stats.last_accepted_ms),
             "last_sale_in_lake_seconds": self._since_first(stats.last_delivered_ms),
+            "lake_table_format": self.lake_table_format,
+            "iceberg_metadata_location": self.iceberg_metadata_location,
             # DynamoDB under a burst: write units and throttles against the tables' capacity.
             **self.dynamodb_fields(),
             **(self.audit.summary_fields() if self.audit is not None else {}),
@@ -239,6 +244,11 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  wall time               {summary.seconds:>8.1f} s   ({summary.events_per_second:,.0f} events/s end to end)",
         f"  peak memory             {_mb(summary.peak_memory_bytes):>8.0f} MB  ({_memory_parts(summary)})",
     ]
+    if summary.iceberg_metadata_location is not None:
+        lines.append(
+            f"  iceberg table           {summary.iceberg_metadata_location}  (current metadata file; "
+            f"{stats.objects_written} commits, the parquet objects above)"
+        )
     if summary.faults != "none":
         injected = ", ".join(f"{name} {count}" for name, count in sorted(summary.faults_injected.items()))
         answered = ", ".join(f"{name} {count}" for name, count in sorted(summary.fanout_retries.items()))

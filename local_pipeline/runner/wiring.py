@@ -8,7 +8,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -39,6 +39,9 @@ from local_pipeline.runner.latency import InFlight, event_id
 from local_pipeline.runner.options import RunOptions, Trigger
 from local_pipeline.runner.sender import ChunksInTurn, StagesInTurn, afresh, on_timeline, seeded_jitter
 from transform_lambda import handler as transform_handler
+
+if TYPE_CHECKING:  # pyiceberg loads in ~1 s: a Parquet run never imports it
+    from local_pipeline.iceberg_table import LakeTable
 
 __all__ = ["FANOUT_TIMEOUT_MS", "Services", "TriggerService", "build_services"]
 
@@ -92,9 +95,10 @@ def build_services(
     *,
     lambda_log: IO[str] | None = None,
     dead_letters: IO[str] | None = None,
+    iceberg: LakeTable | None = None,
 ) -> Services:
     """Wire the simulated services of one run (the embedded AWS already holds its resources); every message
-    the dead-letter queue receives is written to ``dead_letters``."""
+    the dead-letter queue receives is written to ``dead_letters``; ``iceberg``: the streams deliver to that table."""
     clock = SimulatedClock(0)
     metrics = MetricsRecorder()
     in_flight = InFlight()
@@ -123,6 +127,7 @@ def build_services(
             transform_function_name=TRANSFORM_FUNCTION,
             metrics=metrics,
             origin_of=in_flight.origin_of,
+            iceberg=iceberg,
         ),
         stream_names(config.stream_name, options.resolved_firehose_streams()),
     )

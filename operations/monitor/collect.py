@@ -134,6 +134,8 @@ class StackNames:
     alarm_names: tuple[str, ...] | None = None
     metrics_namespace: str = metrics.EMF_NAMESPACE
     delivery_streams: tuple[str, ...] = ()
+    #: The lake's table format (output ``lake_table_format``; absent: a stack from before it, parquet).
+    lake_table_format: str = "parquet"
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -158,6 +160,7 @@ class StackNames:
             idempotency_table=values.get("idempotency_table_name"),
             alarm_names=tuple(alarms) if alarms else None,
             metrics_namespace=metrics_namespace or metrics.EMF_NAMESPACE,
+            lake_table_format=str(values.get("lake_table_format") or "parquet"),
         )
 
 
@@ -206,6 +209,22 @@ class Observation:
 _FIREHOSE_KEYS = tuple(key for key, metric in metrics.ALL.items() if metric.namespace == metrics.FIREHOSE)
 
 
+#: The Firehose metrics only an Iceberg destination publishes, and those only an S3 destination with Parquet
+#: conversion and dynamic partitioning publishes.
+_ICEBERG_KEYS = frozenset(key for key in _FIREHOSE_KEYS if key.startswith("iceberg_"))
+_PARQUET_ONLY_KEYS = frozenset(
+    {
+        "delivery_success",
+        "data_freshness",
+        "delivered_records",
+        "failed_conversion_records",
+        "partition_count",
+        "partition_count_exceeded",
+        "active_partitions_limit",
+    }
+)
+
+
 def stream_key(index: int, key: str) -> str:
     """The series key of Firehose metric ``key`` for stream ``index``: plain for stream 0 (the keys of a
     one-stream stack, unchanged), ``stream<N>.<key>`` for the others."""
@@ -223,10 +242,13 @@ def metric_queries(stack: StackNames) -> dict[str, tuple[metrics.Metric, str, st
     """Series key -> (metric, dimension value, namespace override) for everything monitor and report read.
 
     The Firehose metrics are read for every stream (:func:`stream_key`), the others once."""
+    # A stream publishes either its Iceberg delivery metrics or its S3 ones (lake_table_format): read only those.
+    skipped = _PARQUET_ONLY_KEYS if stack.lake_table_format == "iceberg" else _ICEBERG_KEYS
     plan: dict[str, tuple[metrics.Metric, str, str | None]] = {
         stream_key(index, key): (metrics.ALL[key], stream, None)
         for index, stream in enumerate(stack.streams)
         for key in _FIREHOSE_KEYS
+        if key not in skipped
     }
     plan["transform_records_failed"] = (
         metrics.ALL["transform_records_failed"],
@@ -262,7 +284,7 @@ def collect(cloudwatch: Any, sqs: Any, stack: StackNames, window: Window) -> Obs
             for result in _metric_data_pages(cloudwatch, queries[start : start + MAX_QUERIES_PER_CALL], window):
                 points[ids[result["Id"]]] += zip(result.get("Timestamps", []), result.get("Values", []), strict=True)
         for index, stream in enumerate(stack.streams):
-            if all(not points[stream_key(index, key)] for key in _FIREHOSE_KEYS) and not _stream_has_metrics(
+            if all(not points.get(stream_key(index, key)) for key in _FIREHOSE_KEYS) and not _stream_has_metrics(
                 cloudwatch, stream
             ):
                 observation.unknown_streams += (stream,)

@@ -1,6 +1,9 @@
 """monitor's checks of one delivery stream: its Firehose metrics (incoming against the quotas, throttling,
 delivery and freshness, processing, conversion, partitions). A stack with several streams judges each.
 
+A stream to an Iceberg table (``lake_table_format = iceberg``) is judged on the DeliveryToIceberg.* metrics
+instead (freshness, rows delivered and failed); it converts nothing and has no dynamic partitions.
+
 Pure: an :class:`~operations.monitor.collect.Observation` of one stream in
 (:meth:`~operations.monitor.collect.Observation.for_stream`), :class:`~operations.monitor.verdicts.Check` rows out.
 """
@@ -32,6 +35,10 @@ def stream_checks(observation: Observation, thresholds: Thresholds, *, transform
             )
         )
     checks += _incoming_checks(observation, thresholds)
+    if observation.stack.lake_table_format == "iceberg":
+        checks += _iceberg_delivery_checks(observation, thresholds)
+        checks += _processing_checks(observation, transform_failed=transform_failed, conversion=False)
+        return checks
     checks += _delivery_checks(observation, thresholds)
     checks += _processing_checks(observation, transform_failed=transform_failed)
     checks += _partition_checks(observation, thresholds)
@@ -141,24 +148,7 @@ def _delivery_checks(observation: Observation, thresholds: Thresholds) -> list[C
     else:
         checks.append(Check("DeliveryToS3.Success", Verdict.OK, f"{success.lowest:g}", threshold))
 
-    freshness = observation.get("data_freshness")
-    threshold = (
-        f"{thresholds.freshness_seconds} s (1.5 x {thresholds.buffering_interval_seconds} s buffering + processor "
-        "buffer + 60 s, as the alarm)"
-    )
-    if freshness.empty:
-        checks.append(_no_data("DeliveryToS3.DataFreshness", threshold, gap))
-    elif freshness.latest > thresholds.freshness_seconds:
-        value = f"{freshness.latest:,.0f} s (latest)"
-        detail = "delivery to S3 is falling behind: the oldest record waits longer than normal delivery takes"
-        checks.append(Check("DeliveryToS3.DataFreshness", Verdict.FAIL, value, threshold, detail))
-    elif freshness.peak > thresholds.freshness_seconds:
-        value = f"{freshness.peak:,.0f} s (peak), {freshness.latest:,.0f} s latest"
-        detail = "delivery fell behind earlier in the window and has caught up"
-        checks.append(Check("DeliveryToS3.DataFreshness", Verdict.WARN, value, threshold, detail))
-    else:
-        value = f"{freshness.peak:,.0f} s (peak)"
-        checks.append(Check("DeliveryToS3.DataFreshness", Verdict.OK, value, threshold))
+    checks.append(_freshness_check(observation, thresholds, "data_freshness", "S3", gap))
 
     delivered = observation.get("delivered_records")
     if delivered.empty:
@@ -170,7 +160,62 @@ def _delivery_checks(observation: Observation, thresholds: Thresholds) -> list[C
     return checks
 
 
-def _processing_checks(observation: Observation, *, transform_failed: bool) -> list[Check]:
+def _freshness_check(
+    observation: Observation, thresholds: Thresholds, key: str, target: str, gap: Check | None
+) -> Check:
+    """The DataFreshness check of ``key`` (DeliveryToS3 or DeliveryToIceberg), against the alarm's threshold."""
+    name = metrics.ALL[key].name
+    freshness = observation.get(key)
+    threshold = (
+        f"{thresholds.freshness_seconds} s (1.5 x {thresholds.buffering_interval_seconds} s buffering + processor "
+        "buffer + 60 s, as the alarm)"
+    )
+    if freshness.empty:
+        return _no_data(name, threshold, gap)
+    if freshness.latest > thresholds.freshness_seconds:
+        value = f"{freshness.latest:,.0f} s (latest)"
+        detail = f"delivery to {target} is falling behind: the oldest record waits longer than normal delivery takes"
+        return Check(name, Verdict.FAIL, value, threshold, detail)
+    if freshness.peak > thresholds.freshness_seconds:
+        value = f"{freshness.peak:,.0f} s (peak), {freshness.latest:,.0f} s latest"
+        detail = "delivery fell behind earlier in the window and has caught up"
+        return Check(name, Verdict.WARN, value, threshold, detail)
+    return Check(name, Verdict.OK, f"{freshness.peak:,.0f} s (peak)", threshold)
+
+
+def _iceberg_delivery_checks(observation: Observation, thresholds: Thresholds) -> list[Check]:
+    """Delivery to the Iceberg table: commits, freshness, rows committed and rows refused (to the error prefix)."""
+    gap = _delivery_gap(observation, thresholds)
+    checks = []
+    commits = observation.get("iceberg_delivery_success")
+    threshold = "commits while records come in"
+    if commits.empty:
+        checks.append(_no_data("DeliveryToIceberg.Success", threshold, gap))
+    else:
+        checks.append(Check("DeliveryToIceberg.Success", Verdict.OK, f"{commits.total:,.0f} commits", threshold))
+    checks.append(_freshness_check(observation, thresholds, "iceberg_data_freshness", "the Iceberg table", gap))
+    rows = observation.get("iceberg_successful_rows")
+    if rows.empty:
+        checks.append(_no_data("DeliveryToIceberg.SuccessfulRowCount", "rows committed while records come in", gap))
+    else:
+        incoming = observation.get("incoming_records").total
+        value = f"{rows.total:,.0f} (incoming {incoming:,.0f})"
+        checks.append(
+            Check("DeliveryToIceberg.SuccessfulRowCount", Verdict.OK, value, "rows committed while records come in")
+        )
+    checks.append(
+        count_check(
+            "DeliveryToIceberg.FailedRowCount",
+            observation.get("iceberg_failed_rows"),
+            Verdict.WARN,
+            "rows the table refused: they are under the error prefix (the transform's row no longer fits the table)",
+            none_means="none reported",
+        )
+    )
+    return checks
+
+
+def _processing_checks(observation: Observation, *, transform_failed: bool, conversion: bool = True) -> list[Check]:
     checks = []
     success = observation.get("processing_success")
     threshold = "warn < 1 in any 5 min (as the alarm), fail when the latest is 0"
@@ -187,6 +232,8 @@ def _processing_checks(observation: Observation, *, transform_failed: bool) -> l
         checks.append(Check("ExecuteProcessing.Success", Verdict.OK, f"{success.lowest:g}", threshold))
     if transform_failed:
         checks.append(transform_failed_check(observation))
+    if not conversion:
+        return checks
     checks.append(
         count_check(
             "FailedConversion.Records",

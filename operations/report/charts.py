@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, timedelta
 from typing import Any
 
+from operations import metrics
 from operations import monitor as mon
 from operations.monitor.collect import stream_key
 from operations.report.athena import DashboardResult
@@ -120,6 +121,11 @@ def delivery_charts(observation: mon.Observation, thresholds: mon.Thresholds) ->
     """(title, svg) of the Firehose delivery charts over the window; a stack with several delivery streams gets
     one line per stream for each Firehose metric."""
     get, window = observation.get, observation.window
+    # An Iceberg lake's streams publish DeliveryToIceberg.* instead of DeliveryToS3.* (operations/metrics.py).
+    iceberg = observation.stack.lake_table_format == "iceberg"
+    delivered_key, freshness_key = (
+        ("iceberg_successful_rows", "iceberg_data_freshness") if iceberg else ("delivered_records", "data_freshness")
+    )
     incoming = _total(observation, "incoming_records")
     dlq = observation.dead_letter_queue
     live = None if dlq is None or dlq.error else ("now (GetQueueAttributes)", float(dlq.depth))
@@ -127,12 +133,12 @@ def delivery_charts(observation: mon.Observation, thresholds: mon.Thresholds) ->
         (
             "Incoming vs delivered records",
             [*_per_stream(observation, "incoming_records", "IncomingRecords"),
-             *_per_stream(observation, "delivered_records", "DeliveryToS3.Records")],
+             *_per_stream(observation, delivered_key, metrics.ALL[delivered_key].name)],
             {"unit": "records per 5 min"},
         ),
         (
-            "DeliveryToS3.DataFreshness against its alarm threshold",
-            _per_stream(observation, "data_freshness", "DataFreshness (max per 5 min)"),
+            f"{metrics.ALL[freshness_key].name} against its alarm threshold",
+            _per_stream(observation, freshness_key, "DataFreshness (max per 5 min)"),
             {"unit": "seconds", "threshold": (f"alarm threshold {thresholds.freshness_seconds} s",
                                               thresholds.freshness_seconds)},
         ),

@@ -88,6 +88,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(default: pipeline.json's firehose.stream_count, as Terraform's firehose_stream_count)",
     )
     parser.add_argument(
+        "--table-format",
+        choices=("parquet", "iceberg"),
+        default="parquet",
+        help="the lake: Parquet objects under dynamic partitions, or an Apache Iceberg table upserted on sale_id "
+        "(a SQLite catalog in --out), as Terraform's lake_table_format (default: %(default)s)",
+    )
+    parser.add_argument(
         "--dynamodb-warm-writes",
         type=positive,
         default=None,
@@ -122,6 +129,7 @@ def run_command(args: argparse.Namespace) -> int:
         lambda_log=args.lambda_log,
         trigger=args.trigger,
         firehose_streams=args.firehose_streams,
+        table_format=args.table_format,
         dynamodb_warm_writes=args.dynamodb_warm_writes,
         **({"faults": args.faults} if args.faults is not None else {}),
     )

@@ -106,7 +106,7 @@ def test_overrides_and_tenants_reach_the_stream_and_table(terraform: tfs.Terrafo
     serializer = s3["data_format_conversion_configuration"][0]["output_format_configuration"][0]["serializer"][0]
     assert serializer["parquet_ser_de"][0]["compression"] == "GZIP"
 
-    table = resources["aws_glue_catalog_table.sales_history"]["parameters"]
+    table = resources["aws_glue_catalog_table.sales_history[0]"]["parameters"]
     assert table["projection.tenant_id.type"] == "enum"
     assert table["projection.tenant_id.values"] == "carousel-labs,acme.eu"
     assert table["parquet.compression"] == "GZIP"

@@ -28,7 +28,12 @@ from operations.monitor.collect import stream_key
 from tests.unit.operations.test_monitor_verdicts import END, THRESHOLDS, WINDOW, healthy, series
 
 STREAMS = ("sales-history", "sales-history-1")
-FIREHOSE_KEYS = [key for key, metric in metrics.ALL.items() if metric.namespace == metrics.FIREHOSE]
+#: The Firehose metrics of a Parquet stack's streams (an Iceberg stack reads DeliveryToIceberg.* instead).
+FIREHOSE_KEYS = [
+    key
+    for key, metric in metrics.ALL.items()
+    if metric.namespace == metrics.FIREHOSE and not metric.name.startswith("DeliveryToIceberg.")
+]
 
 
 def two_streams(**second: Series) -> Observation:
