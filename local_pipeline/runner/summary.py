@@ -233,8 +233,7 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  conversion failures     {stats.conversion_failed:>8}",
         f"  partition limit hits    {stats.partition_exceeded:>8}",
         f"  rows delivered          {stats.rows_delivered:>8}",
-        f"  parquet objects         {stats.objects_written:>8}   in {len(stats.partitions)} partitions "
-        f"(at most {stats.max_active_partitions} active at once; limit {limit})",
+        _objects_line(summary, limit),
         f"  error objects           {stats.error_objects_written:>8}",
         f"  max delivery latency    {stats.max_delivery_latency_ms / 1000:>8.1f} s (simulated: bus arrival to S3)",
         f"  metrics put             {summary.metric_datapoints:>8}   (per-minute statistic sets: AWS/Firehose, "
@@ -245,10 +244,7 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
         f"  peak memory             {_mb(summary.peak_memory_bytes):>8.0f} MB  ({_memory_parts(summary)})",
     ]
     if summary.iceberg_metadata_location is not None:
-        lines.append(
-            f"  iceberg table           {summary.iceberg_metadata_location}  (current metadata file; "
-            f"{stats.objects_written} commits, the parquet objects above)"
-        )
+        lines.append(f"  iceberg table           {summary.iceberg_metadata_location}  (its current metadata file)")
     if summary.faults != "none":
         injected = ", ".join(f"{name} {count}" for name, count in sorted(summary.faults_injected.items()))
         answered = ", ".join(f"{name} {count}" for name, count in sorted(summary.fanout_retries.items()))
@@ -261,6 +257,18 @@ def format_summary(summary: RunSummary, lake: Path, limit: int) -> str:
     if summary.audit is not None:
         lines += ["", *summary.audit.lines()]
     return "\n".join(lines)
+
+
+def _objects_line(summary: RunSummary, limit: int) -> str:
+    """What the deliveries wrote: Parquet objects under dynamic partitions, or commits to the Iceberg table (which
+    has no active-partition limit: Firehose's Iceberg destination does not partition dynamically)."""
+    stats = summary.stream
+    if summary.lake_table_format == "iceberg":
+        return f"  iceberg commits         {stats.objects_written:>8}   in {len(stats.partitions)} partitions"
+    return (
+        f"  parquet objects         {stats.objects_written:>8}   in {len(stats.partitions)} partitions "
+        f"(at most {stats.max_active_partitions} active at once; limit {limit})"
+    )
 
 
 def _dynamodb_lines(summary: RunSummary) -> list[str]:
