@@ -186,7 +186,7 @@ class CapacityLimitedDynamoDB:
                         continue
                     accepted.setdefault(table, []).append(request)
                     admitted.append((table, key, new, writes))
-            if not accepted:
+            if unprocessed and not accepted:
                 for table in unprocessed:
                     self._count_throttled(table, "BatchWriteItem", second)
                 raise throttling_error(refusals, "BatchWriteItem")

@@ -158,6 +158,14 @@ def test_batch_write_item_hands_back_what_did_not_fit(raw: Any) -> None:
     assert _row(client, "sales")["throttle_events"] == 2 + 2
 
 
+def test_an_empty_batch_is_not_a_throttle(raw: Any) -> None:
+    # Nothing was refused, so the call is the service's to answer (moto accepts it; DynamoDB would refuse it
+    # with a ValidationException), never a throttling error without a reason.
+    client, _, metrics = _limited(raw)
+    assert client.batch_write_item(RequestItems={})["UnprocessedItems"] == {}
+    assert metrics.total("AWS/DynamoDB", "ThrottledRequests") == 0
+
+
 def test_writes_it_cannot_size_are_refused(raw: Any) -> None:
     client, _, _ = _limited(raw)
     with pytest.raises(NotImplementedError, match="update_item"):
