@@ -106,13 +106,17 @@ class WriteCapacity:
     def capacity(self, second: int) -> int:
         """Write units the resource serves in ``second``."""
         self._mature(second - self.scaling_seconds)
-        return min(self.quota_units, max(self.warm_units, 2 * self._scaled_peak))
+        return self._serves(self._scaled_peak)
 
     def capacity_at(self, second: int) -> int:
         """What :meth:`capacity` was in ``second``, recomputed (for a report after the fact)."""
         through = second - self.scaling_seconds
-        peak = max((units for at, units in self.used.items() if at <= through), default=0)
-        return min(self.quota_units, max(self.warm_units, 2 * peak))
+        return self._serves(max((units for at, units in self.used.items() if at <= through), default=0))
+
+    def _serves(self, previous_peak: int) -> int:
+        """The write units a second is served with after ``previous_peak``: its double, at least the warm
+        throughput, at most the quota."""
+        return min(self.quota_units, max(self.warm_units, 2 * previous_peak))
 
     def _mature(self, through: int) -> None:
         """Take the seconds up to ``through`` into the previous peak (each second once)."""
@@ -150,8 +154,13 @@ class ResourceStats:
 
     resource: Resource
     capacity: WriteCapacity
-    throttle_events: int = 0
+    #: Refused writes by throttling reason.
     refusals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def throttle_events(self) -> int:
+        """Refused writes of this resource (CloudWatch's ``WriteThrottleEvents``)."""
+        return sum(self.refusals.values())
 
 
 class CapacityLedger:
@@ -195,7 +204,6 @@ class CapacityLedger:
             if refusals:
                 for refusal in refusals:
                     stats = self.stats(refusal.resource)
-                    stats.throttle_events += 1
                     stats.refusals[refusal.reason] = stats.refusals.get(refusal.reason, 0) + 1
                 return refusals
             for write in writes:

@@ -68,7 +68,7 @@ class InTurn(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn`` now; its result (or exception) in a done future."""
-        future: Future[Any] = Future()
+        future = self._new_future()
         try:
             self._before_each()
             future.set_result(fn(*args, **kwargs))
@@ -76,8 +76,11 @@ class InTurn(Executor):
             future.set_exception(exc)
         return future
 
+    def _new_future(self) -> Future[Any]:
+        return Future()
 
-class StagesInTurn(Executor):
+
+class StagesInTurn(InTurn):
     """The fan-out's thread pool in a local run: each call of a batch runs at once, in the invoking thread, on a
     simulated timeline of its own that starts where the batch's previous stage ended.
 
@@ -91,21 +94,19 @@ class StagesInTurn(Executor):
     """
 
     def __init__(self, stream: DeliveryStreams) -> None:
+        super().__init__(before_each=self._start)
         self._stream = stream
         self._stage_start: int | None = None
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Run ``fn`` now on a timeline from the current stage's start; its result (or exception) in a done future."""
+    def _start(self) -> None:
+        """A call's timeline starts at its stage's start (the first call of a stage fixes it)."""
         longest = self._stream.longest_wait_ms()
         if self._stage_start is None or self._stage_start > longest:  # a new stage, or a new invocation
             self._stage_start = longest
-        future: Future[Any] = _StageResult(self)
-        try:
-            self._stream.new_timeline(self._stage_start)
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # as a pool's future would hold it
-            future.set_exception(exc)
-        return future
+        self._stream.new_timeline(self._stage_start)
+
+    def _new_future(self) -> Future[Any]:
+        return _StageResult(self)
 
     def stage_done(self) -> None:
         """A result was collected: the next submit starts a new stage."""
